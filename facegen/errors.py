@@ -1,0 +1,21 @@
+"""Errors a user can cause. Each message names the problem and the fix; CLI and pages show only the message."""
+
+
+class FacegenError(Exception):
+    """A problem with the user's input or environment, with a message that says what to do."""
+
+
+class ModelNotFoundError(FacegenError):
+    pass
+
+
+class FetchError(FacegenError):
+    pass
+
+
+class UnsafePickleError(FacegenError):
+    pass
+
+
+class CorruptFileError(FacegenError):
+    pass

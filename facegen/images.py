@@ -1,0 +1,103 @@
+"""Image grids and PNG files that carry their recipe."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from facegen.errors import FacegenError
+
+RECIPE_KEY = "facegen"
+
+
+def grid_columns(count: int) -> int:
+    return max(1, math.ceil(math.sqrt(count)))
+
+
+def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 0) -> np.ndarray:
+    """NHWC uint8 images to one HWC grid image, row by row, in the order given."""
+    count, height, width, channels = images.shape
+    columns = columns or grid_columns(count)
+    rows = math.ceil(count / columns)
+    grid = np.zeros(
+        (rows * height + (rows - 1) * padding, columns * width + (columns - 1) * padding, channels), np.uint8
+    )
+    for index, image in enumerate(images):
+        row, col = divmod(index, columns)
+        top, left = row * (height + padding), col * (width + padding)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def grid_tile(grid: np.ndarray, index: int, tile_size: int, columns: int, padding: int = 0) -> np.ndarray:
+    row, col = divmod(index, columns)
+    top, left = row * (tile_size + padding), col * (tile_size + padding)
+    return grid[top : top + tile_size, left : left + tile_size]
+
+
+def png_bytes(image: np.ndarray, recipe: dict | None = None) -> bytes:
+    """Encode an HWC uint8 image as PNG, with the recipe as a JSON text chunk."""
+    info = PngImagePlugin.PngInfo()
+    if recipe is not None:
+        info.add_text(RECIPE_KEY, json.dumps(recipe, sort_keys=True))
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def read_recipe(path: str | Path) -> dict | None:
+    with Image.open(path) as image:
+        text = image.text.get(RECIPE_KEY) if hasattr(image, "text") else None
+    return json.loads(text) if text else None
+
+
+def check_writable_dir(directory: Path) -> None:
+    """Create `directory` if needed and fail early, before any rendering, when it cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FacegenError(f"Cannot create output folder {directory}: {error.strerror}. Choose another --out.") from None
+    if not os.access(directory, os.W_OK):
+        raise FacegenError(f"Output folder {directory} is not writable. Choose another --out or fix its permissions.")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling and rename, so a reader never sees a half-written file."""
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise FacegenError(f"Cannot write {path}: {error.strerror}. Choose another output path.") from None
+
+
+def save_images(
+    images: np.ndarray, out: str | Path, seeds: Sequence[int] | None, recipe: dict, columns: int | None = None
+) -> list[Path]:
+    """Write images as one grid (OUT ends in .png) or one PNG per seed (OUT ends in /). Returns written paths."""
+    text = str(out)
+    if text.endswith(("/", os.sep)) or (Path(text).is_dir() and not text.lower().endswith(".png")):
+        directory = Path(text)
+        check_writable_dir(directory)
+        names = [f"seed{seed:04d}.png" for seed in seeds] if seeds else [f"image{i:04d}.png" for i in range(len(images))]
+        written = []
+        for index, (name, image) in enumerate(zip(names, images)):
+            single = dict(recipe, seeds=[seeds[index]] if seeds else None)
+            write_atomically(directory / name, png_bytes(image, single))
+            written.append(directory / name)
+        return written
+    path = Path(text)
+    if path.suffix.lower() != ".png":
+        raise FacegenError(f"Output {text!r} must end in .png (one grid) or / (one PNG per seed).")
+    check_writable_dir(path.parent)
+    columns = columns or grid_columns(len(images))
+    write_atomically(path, png_bytes(make_grid(images, columns), dict(recipe, grid_columns=columns)))
+    return [path]

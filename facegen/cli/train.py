@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 
 from facegen.errors import FacegenError
-from facegen.train import runs
+from facegen.train import distributed, runs
 from facegen.train.config import ARCHITECTURES, TrainConfig, read_config_file, resolve_config
 from facegen.train.loop import TrainResult, resume_run, start_run
 
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         if not config.out:
             raise FacegenError("Missing --out: give the run directory to create, e.g. --out runs/my-faces.")
         result = start_run(config, config.out, progress=show_progress)
-    report(result)
+    if distributed.from_environment().is_writer:
+        report(result)
     return 0
 
 

@@ -27,8 +27,8 @@ HELP = {
     "phase_steps": "ProGAN: steps per fade-in and per stable phase (default: steps split evenly)",
     "keep_checkpoints": "newest checkpoints to keep besides marked ones (default 3)",
     "device": "auto, cpu, cuda or cuda:N (default auto)",
-    "amp": "bfloat16 mixed precision on CUDA (default on)",
-    "channels_last": "NHWC memory layout on CUDA (default on)",
+    "amp": "bfloat16 mixed precision where the GPU or CPU computes bfloat16 natively (default on)",
+    "channels_last": "NHWC memory layout (default on)",
 }
 
 

@@ -57,8 +57,8 @@ class TrainConfig:
     keep_checkpoints: int = 3  # newest checkpoints kept besides the ones the user marks
     sample_count: int = 16  # the fixed latent batch: seeds 0..sample_count-1, as `facegen sample` draws them
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    amp: bool = True  # bfloat16 autocast on CUDA; ignored on the CPU
-    channels_last: bool = True  # NHWC memory layout on CUDA; ignored on the CPU
+    amp: bool = True  # bfloat16 autocast where the hardware computes bfloat16 (GPUs, CPUs with AVX512-BF16 / AMX)
+    channels_last: bool = True  # NHWC memory layout
     cache_dir: str | None = None  # where the decoded dataset is cached; None: facegen's cache
 
     def to_json(self) -> str:

@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,10 @@ class StopRequest:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
-        for signal_number in (signal.SIGTERM, signal.SIGINT):
-            self._previous[signal_number] = signal.signal(signal_number, self._handle)
+        # signal handlers can only be set from the main thread; a page training in a thread uses the stop file
+        if threading.current_thread() is threading.main_thread():
+            for signal_number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signal_number] = signal.signal(signal_number, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -199,6 +202,7 @@ class RunLoop:
 
     # -- the loop -------------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
         seed_everything(self.config.seed, self.config.deterministic, self.device)
         distributed.start(self.context, self.device)
         try:
@@ -219,6 +223,7 @@ class RunLoop:
             raise
         finally:
             distributed.stop(self.context)
+            torch.use_deterministic_algorithms(was_deterministic)
 
     def train(self, trainer: GANTrainer, dataset, progress: TrainingProgress) -> TrainResult:
         config = self.config

@@ -44,8 +44,11 @@ def gradient_penalty(
     x_hat = w * real + (1 - w) * fake with one weight w in [0, 1] per sample (`mix_weights`, shape [N]). The graph
     is kept (`create_graph`), so the penalty's own gradient reaches the critic's weights.
     """
+    real_images = real_images.detach()
+    # under mixed precision the generated images arrive in bfloat16; mix in the real images' precision
+    fake_images = fake_images.detach().to(real_images.dtype)
     weights = mix_weights.view(-1, *([1] * (real_images.ndim - 1))).to(real_images.dtype)
-    mixed = torch.lerp(fake_images.detach(), real_images.detach(), weights).requires_grad_(True)
+    mixed = torch.lerp(fake_images, real_images, weights).requires_grad_(True)
     scores = critic(mixed)
     (gradients,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     norms = gradients.float().flatten(1).norm(dim=1)

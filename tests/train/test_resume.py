@@ -103,6 +103,7 @@ runs.write_checkpoint_dir(Path(sys.argv[1]), 999, fill)
 """
 
 
+@pytest.mark.slow
 def test_a_process_killed_while_writing_a_checkpoint_leaves_none_visible(face_folder, tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     result = train_cli("--arch", "dcgan", "--data", str(face_folder), "--steps", "5", "--batch", "8",
@@ -120,6 +121,7 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_none_visible(face_fo
     assert sorted(entry.name for entry in (run_dir / "checkpoints").iterdir()) == ["step-00000005", "step-00000007"]
 
 
+@pytest.mark.slow
 def test_a_generator_only_checkpoint_cannot_resume_and_says_why(face_folder, tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     result = train_cli("--arch", "dcgan", "--data", str(face_folder), "--steps", "3", "--batch", "8",

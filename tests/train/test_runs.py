@@ -19,6 +19,7 @@ def tiny_run(face_folder, run_dir, cache_dir, *extra: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_only_the_newest_checkpoints_and_marked_ones_are_kept(face_folder, tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     tiny_run(face_folder, run_dir, cache_dir, "--steps", "8", "--checkpoint-every", "2", "--keep-checkpoints", "2")
@@ -60,6 +61,7 @@ def test_a_running_run_whose_process_is_gone_or_silent_counts_as_crashed(tmp_pat
     assert states == {"alive": "running", "dead": "crashed", "silent": "crashed", "done": "finished"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["stop file", "SIGTERM"])
 def test_a_stop_request_ends_with_a_checkpoint_and_the_run_resumes(face_folder, tmp_path, cache_dir, how):
     run_dir = tmp_path / "run"

@@ -37,6 +37,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from facegen.errors import FacegenError
+from facegen.generator import Generator
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 CELEBA_ATTRIBUTE_FILES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
@@ -80,8 +81,9 @@ DEMO_DATASETS: dict[str, str] = {
         "far too small to learn faces from."
     ),
     "digiface": (
-        "Synthetic 64x64 faces rendered by facegen's pretrained `digiface-dcgan64` DCGAN from seeds 0..N-1 "
-        "(`demo:digiface?n=N`, default 1000, rendered on first use, no download beyond the model itself). "
+        "Synthetic 64x64 faces rendered by the pretrained `digiface-dcgan64` DCGAN of facegen's catalog from seeds "
+        f"0..N-1 (`demo:digiface?n=N`, default {DIGIFACE_DEFAULT_COUNT}, rendered on first use; the only download is "
+        "the model itself). "
         "The DCGAN was trained on Microsoft's DigiFace-1M, itself computer-generated faces of no real person, "
         "released for non-commercial research only; treat these images the same way. Training on a GAN's output "
         "teaches a new GAN that GAN's faces and artefacts, not real ones: use it for quick starts and tests."
@@ -184,7 +186,7 @@ def open_dataset(
     source: str, resolution: int, cache_dir: str | Path | None = None, progress: bool = True
 ) -> FaceDataset:
     """Open `source` at `resolution`, decoding it into the cache the first time (see the module docstring)."""
-    _check_resolution(resolution)
+    resolution = _check_resolution(resolution)
     resolved = _resolve_source(source)
     key = _cache_key(resolved.identity, resolution)
     entry = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -198,10 +200,13 @@ def open_dataset(
     return dataset
 
 
-def _check_resolution(resolution: int) -> None:
+def _check_resolution(resolution: int) -> int:
     low, high = RESOLUTION_RANGE
-    if not isinstance(resolution, int) or not low <= resolution <= high:
-        raise DatasetError(f"Resolution {resolution!r} is not usable: give a whole number of pixels from {low} to {high}.")
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not low <= resolution <= high:
+        raise DatasetError(
+            f"Resolution {resolution!r} is not usable: give a whole number of pixels, {low} to {high}."
+        )
+    return int(resolution)
 
 
 # -- sources -----------------------------------------------------------------------------------------------------
@@ -233,10 +238,12 @@ def _resolve_source(source: str) -> _Source:
         raise DatasetError(
             f"Dataset {source} does not exist. Check the path, or start with the offline demo set 'demo:lfw'."
         )
-    if path.is_dir():
-        return _tree_source(_FolderTree(path))
-    if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
-        return _tree_source(_ZipTree(path))
+    if path.is_dir() or path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
+        tree = _FolderTree(path) if path.is_dir() else _ZipTree(path)
+        resolved = _tree_source(tree)
+        if resolved is None:
+            raise _no_images_error(tree)
+        return resolved
     raise DatasetError(
         f"{source} is a single file, not a dataset. Give a folder of images, a .zip of them, a CelebA folder, "
         "'hf:OWNER/NAME' or a demo set ('demo:lfw')."
@@ -296,7 +303,8 @@ class _ZipTree:
     def identity(self, names: list[str]) -> dict:
         status = self.path.stat()
         members = [(name, self.members[name].file_size, self.members[name].CRC) for name in names]
-        return {"zip": str(self.path.resolve()), "size": status.st_size, "mtime_ns": status.st_mtime_ns, "files": members}
+        archive = {"zip": str(self.path.resolve()), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+        return archive | {"files": members}
 
     def open_image(self, name: str) -> Image.Image:
         return Image.open(io.BytesIO(self.archive.read(name)))
@@ -320,19 +328,25 @@ def _has_extension(name: str, extensions: tuple[str, ...]) -> bool:
     return name.lower().endswith(extensions)
 
 
-def _tree_source(tree: _Tree, label: str | None = None) -> _Source:
+def _tree_source(tree: _Tree, label: str | None = None) -> _Source | None:
+    """CelebA if an attribute file is there, else its image files, else its parquet files; None if it has none."""
+    label = label or tree.label
     names = tree.files()
     attribute_files = [name for name in names if PurePosixPath(name).name in CELEBA_ATTRIBUTE_FILES]
     image_names = [name for name in names if _has_extension(name, IMAGE_EXTENSIONS)]
     if attribute_files:
-        return _celeba_source(tree, min(attribute_files, key=len), image_names, label or tree.label)
+        return _celeba_source(tree, min(attribute_files, key=len), image_names, label)
     if image_names:
-        return _image_files_source(tree, image_names, label or tree.label)
+        return _image_files_source(tree, image_names, label)
     parquet_names = [name for name in names if _has_extension(name, (".parquet",))]
     if parquet_names:
-        return _parquet_source(tree, parquet_names, label or tree.label)
-    raise DatasetError(
-        f"Found 0 images among {len(names):,} files in {label or tree.label} (extensions looked for: "
+        return _parquet_source(tree, parquet_names, label)
+    return None
+
+
+def _no_images_error(tree: _Tree) -> DatasetError:
+    return DatasetError(
+        f"Found 0 images among {len(tree.files()):,} files in {tree.label} (extensions looked for: "
         f"{' '.join(IMAGE_EXTENSIONS)}, or .parquet files with an image column). Point at the folder that holds "
         "the images, or convert them to JPEG or PNG."
     )
@@ -399,9 +413,8 @@ def _parse_celeba_attributes(text: str, file_name: str) -> tuple[tuple[str, ...]
         if not parts:
             continue
         if len(parts) != len(names) + 1:
-            raise malformed(
-                line_number, f"expected {len(names) + 1} fields (a file name and {len(names)} attributes), found {len(parts)}"
-            )
+            expected = f"expected {len(names) + 1} fields (a file name and {len(names)} attributes)"
+            raise malformed(line_number, f"{expected}, found {len(parts)}")
         try:
             values = np.array([int(value) > 0 for value in parts[1:]], dtype=np.uint8)
         except ValueError:
@@ -420,21 +433,13 @@ def _hf_source(spec: str) -> _Source:
     folder = _download_hf_dataset(repo_id, revision or None)
     commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
     label = f"hf:{repo_id}" + (f"@{commit[:8]}" if commit else f"@{revision}" if revision else "")
-    if not folder.is_dir():
-        raise DatasetError(_no_hf_images_message(label))
-    try:
-        return _tree_source(_FolderTree(folder), label)
-    except DatasetError as error:
-        if str(error).startswith("Found 0 images"):
-            raise DatasetError(_no_hf_images_message(label)) from None
-        raise
-
-
-def _no_hf_images_message(label: str) -> str:
-    return (
-        f"{label} has no image files and no parquet files with an image column (only those are downloaded). "
-        "Repos that pack images into archives need a manual download: fetch the archive and give its path."
-    )
+    resolved = _tree_source(_FolderTree(folder), label) if folder.is_dir() else None
+    if resolved is None:
+        raise DatasetError(
+            f"{label} has no image files and no parquet files with an image column (only those are downloaded). "
+            "Repos that pack images into archives need a manual download: fetch the archive and give its path."
+        )
+    return resolved
 
 
 def _download_hf_dataset(repo_id: str, revision: str | None) -> Path:
@@ -469,21 +474,31 @@ def _download_hf_dataset(repo_id: str, revision: str | None) -> Path:
         ) from None
     except LocalEntryNotFoundError:
         raise DatasetError(
-            f"Dataset repo {repo_id} is not in the local Hugging Face cache and the Hub cannot be reached (offline, "
-            f"or HF_HUB_OFFLINE=1). Connect and run again (set HF_TOKEN for private or gated repos), or copy a "
-            f"cache that holds it and point HF_HUB_CACHE at it. {manual}"
+            f"Dataset repo {repo_id} is not (completely) in the local Hugging Face cache and the Hub cannot be "
+            "reached (offline, or HF_HUB_OFFLINE=1). Connect and run again (set HF_TOKEN for private or gated repos), "
+            f"or copy a cache that holds it and point HF_HUB_CACHE at it. {manual}"
         ) from None
     except HFValidationError as error:
         raise DatasetError(f"'{repo_id}' is not a valid dataset repo id ({error}).") from None
     except OSError as error:
-        raise DatasetError(f"Downloading dataset repo {repo_id} failed ({error}). Check the connection and retry. {manual}") from None
+        raise DatasetError(
+            f"Downloading dataset repo {repo_id} failed ({error}). Check the connection and retry. {manual}"
+        ) from None
     return Path(folder)
+
+
+@dataclass
+class _ParquetFilePlan:
+    name: str
+    image_column: str
+    attribute_columns: list[str]
+    rows: int
 
 
 def _parquet_source(tree: _Tree, names: list[str], label: str) -> _Source:
     import pyarrow.parquet as pq
 
-    plans = []  # (file, image column, attribute columns, rows)
+    plans = []
     for name in names:
         try:
             with tree.open_binary(name) as stream:
@@ -493,39 +508,51 @@ def _parquet_source(tree: _Tree, names: list[str], label: str) -> _Source:
             raise DatasetError(f"{label}: cannot read parquet file {name} ({error}). Download it again.") from None
         image_column = _parquet_image_column(schema)
         if image_column is not None:
-            attribute_columns = [n for n in CELEBA_ATTRIBUTE_NAMES if n in schema.names]
-            plans.append((name, image_column, attribute_columns, rows))
+            attribute_columns = [column for column in CELEBA_ATTRIBUTE_NAMES if _is_binary_label(schema, column)]
+            plans.append(_ParquetFilePlan(name, image_column, attribute_columns, rows))
     if not plans:
         raise DatasetError(
             f"{label}: none of its {len(names)} parquet files has an image column (image bytes, or a Hugging Face "
             "Image feature). Use a dataset repo that stores images, or download the images and give their folder."
         )
     # Attributes only when every file carries all of CelebA's: a partial set would misalign the label vector.
-    with_attributes = all(len(columns) == len(CELEBA_ATTRIBUTE_NAMES) for _, _, columns, _ in plans)
+    with_attributes = all(len(plan.attribute_columns) == len(CELEBA_ATTRIBUTE_NAMES) for plan in plans)
 
     def read_images() -> Iterator[_RawImage]:
-        for name, image_column, attribute_columns, _ in plans:
-            columns = [image_column, *attribute_columns] if with_attributes else [image_column]
-            with tree.open_binary(name) as stream:
+        for plan in plans:
+            columns = [plan.image_column, *plan.attribute_columns] if with_attributes else [plan.image_column]
+            with tree.open_binary(plan.name) as stream:
                 row = 0
                 for batch in pq.ParquetFile(stream).iter_batches(batch_size=256, columns=columns):
-                    images = batch.column(image_column)
+                    images = batch.column(plan.image_column)
                     if hasattr(images, "field"):  # a Hugging Face Image feature: struct<bytes, path>
                         images = images.field("bytes")
-                    attributes = (
-                        np.stack([batch.column(c).to_numpy(zero_copy_only=False) for c in attribute_columns], 1)
-                        if with_attributes
-                        else None
-                    )
-                    for index, data in enumerate(images.to_pylist()):
-                        values = None if attributes is None else (attributes[index].astype(np.int64) > 0).astype(np.uint8)
-                        opener = None if data is None else (lambda data=data: Image.open(io.BytesIO(data)))
-                        yield _RawImage(f"{name}#{row}", opener, values)
+                    labels = _parquet_labels(batch, plan.attribute_columns) if with_attributes else None
+                    for index, encoded in enumerate(images.to_pylist()):
+                        opener = None if encoded is None else (lambda encoded=encoded: Image.open(io.BytesIO(encoded)))
+                        yield _RawImage(f"{plan.name}#{row}", opener, None if labels is None else labels[index])
                         row += 1
 
     attribute_names = CELEBA_ATTRIBUTE_NAMES if with_attributes else ()
-    count = sum(rows for *_, rows in plans)
-    return _Source(label, tree.identity([name for name, *_ in plans]), count, read_images, attribute_names)
+    count = sum(plan.rows for plan in plans)
+    return _Source(label, tree.identity([plan.name for plan in plans]), count, read_images, attribute_names)
+
+
+def _parquet_labels(batch: object, columns: list[str]) -> np.ndarray:
+    """uint8 [rows, len(columns)] in {0, 1} from boolean, 0/1 or -1/1 columns; a missing value counts as 0."""
+    import pyarrow as pa
+
+    values = [batch.column(column).cast(pa.int8()).fill_null(0).to_numpy() for column in columns]
+    return (np.stack(values, axis=1) > 0).astype(np.uint8)
+
+
+def _is_binary_label(schema: object, name: str) -> bool:
+    import pyarrow as pa
+
+    if name not in schema.names:
+        return False
+    data_type = schema.field(name).type
+    return pa.types.is_boolean(data_type) or pa.types.is_integer(data_type)  # True/False, 1/0 or 1/-1
 
 
 def _parquet_image_column(schema: object) -> str | None:
@@ -563,7 +590,7 @@ def _digiface_count(query: str) -> int:
     match = re.fullmatch(r"n=(\d+)", query)
     if not match or not 1 <= int(match.group(1)) <= DIGIFACE_MAX_COUNT:
         raise DatasetError(
-            f"'demo:digiface?{query}' is not understood: write demo:digiface?n=N with N from 1 to {DIGIFACE_MAX_COUNT:,}."
+            f"'demo:digiface?{query}' is not understood: write demo:digiface?n=N, N from 1 to {DIGIFACE_MAX_COUNT:,}."
         )
     return int(match.group(1))
 
@@ -578,8 +605,8 @@ def _lfw_images() -> Iterator[_RawImage]:
         yield _RawImage(f"lfw_subset[{index}]", lambda face=face: Image.fromarray(face, "L"))
 
 
-def _digiface_generator():  # -> facegen.generator.Generator; the registry module may import this one
-    from facegen.registry import load_generator
+def _digiface_generator() -> Generator:
+    from facegen.registry import load_generator  # imported late: the registry pulls in every model format
 
     return load_generator(DIGIFACE_MODEL_ID)
 
@@ -720,7 +747,8 @@ def _decode_into_cache(source: _Source, resolution: int, entry: Path, key: str, 
     examples: dict[str, list[str]] = {}
     used = 0
     try:
-        rows = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(source.count, 3, resolution, resolution))
+        shape = (source.count, 3, resolution, resolution)
+        rows = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
         attributes = np.zeros((source.count, len(source.attribute_names)), np.uint8)
         raw_images = tqdm(
             source.read_images(), total=source.count, desc=f"Decoding {source.label}", unit="img",
@@ -794,7 +822,8 @@ def _nothing_usable_message(report: DatasetReport, resolution: int) -> str:
     if "missing" in report.skipped:
         hints.append("'missing' rows of the attribute file have no image beside it: put img_align_celeba/ next to it")
     examples = "; ".join(f"{reason}: {', '.join(names)}" for reason, names in report.skipped_examples.items())
-    return f"No usable image in {report.source}: {report.found:,} found, {reasons}. {'. '.join(hints)}. (e.g. {examples})"
+    hints_text = "".join(f" {hint}." for hint in hints)
+    return f"No usable image in {report.source}: {report.found:,} found, {reasons}.{hints_text} (e.g. {examples})"
 
 
 def _shrink_npy_rows(path: Path, rows: int) -> None:

@@ -89,7 +89,8 @@ def test_zip_with_a_nested_folder_like_processed_celeba_small(tmp_path):
     archive_path = tmp_path / "processed-celeba-small.zip"
     with zipfile.ZipFile(archive_path, "w") as archive:
         for index in range(5):
-            archive.writestr(f"processed_celeba_small/celeba/{index:06d}.jpg", encoded(face_image(32, 32, index), "JPEG"))
+            jpeg = encoded(face_image(32, 32, index), "JPEG")
+            archive.writestr(f"processed_celeba_small/celeba/{index:06d}.jpg", jpeg)
         archive.writestr("__MACOSX/processed_celeba_small/celeba/._000000.jpg", b"\x00\x05\x16\x07 resource fork")
         archive.writestr("processed_celeba_small/readme.txt", "thumbnails")
 
@@ -166,7 +167,9 @@ def test_bad_images_are_converted_or_skipped_and_counted(tmp_path):
     assert (report.found, report.used) == (8, 5)
     assert report.skipped == {"corrupt": 1, "truncated": 1, "too small": 1}
     assert report.converted == {"cmyk": 1, "grayscale": 1, "rgba": 1, "16-bit": 1}
-    assert report.skipped_examples == {"corrupt": ["corrupt.jpg"], "truncated": ["truncated.jpg"], "too small": ["tiny.png"]}
+    assert report.skipped_examples == {
+        "corrupt": ["corrupt.jpg"], "truncated": ["truncated.jpg"], "too small": ["tiny.png"]
+    }
     summary = report.summary()
     assert summary.startswith("5 images from ") and "1 truncated skipped" in summary and "1 cmyk converted" in summary
     alpha, deep, _, gray, cmyk = as_rgb_rows(dataset.images)  # sorted: alpha, deep, good, gray, print
@@ -421,7 +424,9 @@ def test_hf_dataset_of_parquet_files_with_an_image_column_and_celeba_attributes(
     import pyarrow.parquet as pq
 
     images = [encoded(face_image(24, 24, i), "JPEG") for i in range(3)] + [b"not an image"]
-    attributes = {name: [i % 2 == 0 for i in range(4)] for name in CELEBA_ATTRIBUTE_NAMES}
+    # hub copies of CelebA store attributes as booleans, 0/1 or -1/1 integers: mix booleans and -1/1 here
+    attributes = {name: [i % 2 == 0 for i in range(4)] for name in CELEBA_ATTRIBUTE_NAMES[:20]}
+    attributes |= {name: [1 if i < 2 else -1 for i in range(4)] for name in CELEBA_ATTRIBUTE_NAMES[20:]}
     table = pa.table(
         {
             "image": pa.array([{"bytes": b, "path": f"{i}.jpg"} for i, b in enumerate(images)]),
@@ -437,7 +442,8 @@ def test_hf_dataset_of_parquet_files_with_an_image_column_and_celeba_attributes(
 
     assert (dataset.report.found, dataset.report.used, dataset.report.skipped) == (4, 3, {"corrupt": 1})
     assert dataset.attribute_names == CELEBA_ATTRIBUTE_NAMES
-    assert dataset.attributes[:, 0].tolist() == [1.0, 0.0, 1.0]
+    assert dataset.attributes[:, 0].tolist() == [1.0, 0.0, 1.0]  # booleans
+    assert dataset.attributes[:, 39].tolist() == [1.0, 1.0, 0.0]  # -1/1
     first = np.asarray(Image.open(io.BytesIO(images[0])).resize((16, 16), Image.LANCZOS))
     assert np.abs(as_rgb_rows(dataset.images)[0].astype(int) - first.astype(int)).mean() < 4
 
@@ -446,7 +452,8 @@ def test_hf_parquet_with_plain_binary_column_has_no_attributes(tmp_path, offline
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({"label": [0, 1], "img": pa.array([encoded(face_image(16, 16, i), "PNG") for i in range(2)], pa.binary())})
+    pictures = pa.array([encoded(face_image(16, 16, i), "PNG") for i in range(2)], pa.binary())
+    table = pa.table({"label": [0, 1], "img": pictures})
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     offline_hub("someone/plain", {"data.parquet": buffer.getvalue()})
@@ -457,7 +464,8 @@ def test_hf_parquet_with_plain_binary_column_has_no_attributes(tmp_path, offline
 
 
 def test_hf_repo_not_available_offline_says_how_to_get_it(tmp_path, offline_hub):
-    with pytest.raises(DatasetError, match=r"someone/absent is not in the local Hugging Face cache.*HF_TOKEN.*hf download"):
+    expected = r"someone/absent is not \(completely\) in the local Hugging Face cache.*HF_TOKEN.*hf download"
+    with pytest.raises(DatasetError, match=expected):
         open_fresh("hf:someone/absent", tmp_path)
 
 

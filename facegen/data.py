@@ -521,21 +521,35 @@ def _parquet_source(tree: _Tree, names: list[str], label: str) -> _Source:
     def read_images() -> Iterator[_RawImage]:
         for plan in plans:
             columns = [plan.image_column, *plan.attribute_columns] if with_attributes else [plan.image_column]
-            with tree.open_binary(plan.name) as stream:
-                row = 0
-                for batch in pq.ParquetFile(stream).iter_batches(batch_size=256, columns=columns):
-                    images = batch.column(plan.image_column)
-                    if hasattr(images, "field"):  # a Hugging Face Image feature: struct<bytes, path>
-                        images = images.field("bytes")
-                    labels = _parquet_labels(batch, plan.attribute_columns) if with_attributes else None
-                    for index, encoded in enumerate(images.to_pylist()):
-                        opener = None if encoded is None else (lambda encoded=encoded: Image.open(io.BytesIO(encoded)))
-                        yield _RawImage(f"{plan.name}#{row}", opener, None if labels is None else labels[index])
-                        row += 1
+            row = 0
+            for batch in _parquet_batches(tree, plan.name, columns, label):
+                images = batch.column(plan.image_column)
+                if hasattr(images, "field"):  # a Hugging Face Image feature: struct<bytes, path>
+                    images = images.field("bytes")
+                labels = _parquet_labels(batch, plan.attribute_columns) if with_attributes else None
+                for index, encoded in enumerate(images.to_pylist()):
+                    opener = None if encoded is None else (lambda encoded=encoded: Image.open(io.BytesIO(encoded)))
+                    yield _RawImage(f"{plan.name}#{row}", opener, None if labels is None else labels[index])
+                    row += 1
 
     attribute_names = CELEBA_ATTRIBUTE_NAMES if with_attributes else ()
     count = sum(plan.rows for plan in plans)
     return _Source(label, tree.identity([plan.name for plan in plans]), count, read_images, attribute_names)
+
+
+def _parquet_batches(tree: _Tree, name: str, columns: list[str], label: str) -> Iterator[object]:
+    import pyarrow.parquet as pq
+
+    with tree.open_binary(name) as stream:
+        batches = pq.ParquetFile(stream).iter_batches(batch_size=256, columns=columns)
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as error:  # pyarrow's errors for damaged pages; no image in the file can be trusted
+                raise DatasetError(f"{label}: parquet file {name} is damaged ({error}). Download it again.") from None
+            if batch is None:
+                return
+            yield batch
 
 
 def _parquet_labels(batch: object, columns: list[str]) -> np.ndarray:
@@ -642,11 +656,12 @@ def _decode_image(raw: _RawImage, resolution: int, upscale_small: bool) -> _Deco
                 image.draft(image.mode, (2 * resolution, 2 * resolution))
             image.load()
             rgb, conversion = _to_rgb(_upright(image))
+            return _Decoded(pixels=_crop_and_resize(rgb, resolution), conversion=conversion)
     except Image.DecompressionBombError:
         return _Decoded(skip_reason="too large")
     except Exception as error:
+        # PIL says 'image file is truncated' for JPEG and PNG files cut short (an interrupted copy or download)
         return _Decoded(skip_reason="truncated" if "truncated" in str(error).lower() else "corrupt")
-    return _Decoded(pixels=_crop_and_resize(rgb, resolution), conversion=conversion)
 
 
 def _upright(image: Image.Image) -> Image.Image:
@@ -769,7 +784,7 @@ def _decode_into_cache(source: _Source, resolution: int, entry: Path, key: str, 
                 converted[decoded.conversion] += 1
             used += 1
         rows.flush()
-        del rows
+        del rows  # unmap before the header is rewritten and the file renamed
         report = DatasetReport(source.label, source.count, used, dict(skipped), dict(converted), examples)
         if used == 0:
             raise DatasetError(_nothing_usable_message(report, resolution))

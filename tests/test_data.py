@@ -280,6 +280,25 @@ def test_no_usable_image_is_a_clear_error_with_the_reason(tmp_path):
     assert not list((tmp_path / "cache").rglob("*.npy*")), "a failed decode leaves no cache file behind"
 
 
+def test_a_single_image_file_is_not_a_dataset(tmp_path):
+    picture = write(tmp_path / "face.jpg", encoded(face_image(32, 32), "JPEG"))
+    with pytest.raises(DatasetError, match="single file, not a dataset"):
+        open_fresh(picture, tmp_path)
+
+
+def test_damaged_parquet_file_is_a_clear_error(tmp_path):
+    write(tmp_path / "table" / "train.parquet", b"PAR1 this is no parquet footer")
+    with pytest.raises(DatasetError, match="cannot read parquet file train.parquet"):
+        open_fresh(tmp_path / "table", tmp_path)
+
+
+def test_unwritable_cache_folder_is_a_clear_error(tmp_path):
+    write(tmp_path / "faces" / "a.png", encoded(face_image(16, 16), "PNG"))
+    blocker = write(tmp_path / "not-a-folder", b"")
+    with pytest.raises(DatasetError, match="Cannot create the dataset cache folder.*FACEGEN_CACHE"):
+        open_dataset(str(tmp_path / "faces"), RESOLUTION, cache_dir=blocker / "cache", progress=False)
+
+
 @pytest.mark.parametrize("source", ["demo:faces", "demo:digiface?n=0", "demo:digiface?n=lots", "hf:no-slash"])
 def test_bad_source_names_are_clear_errors(tmp_path, source):
     with pytest.raises(FacegenError, match=r"demo:lfw|demo:digiface\?n=N|hf:OWNER/NAME"):

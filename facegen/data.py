@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from facegen.errors import FacegenError
 from facegen.generator import Generator
+from facegen.hub import cache_root
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 CELEBA_ATTRIBUTE_FILES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
@@ -83,10 +84,10 @@ DEMO_DATASETS: dict[str, str] = {
     "digiface": (
         "Synthetic 64x64 faces rendered by the pretrained `digiface-dcgan64` DCGAN of facegen's catalog from seeds "
         f"0..N-1 (`demo:digiface?n=N`, default {DIGIFACE_DEFAULT_COUNT}, rendered on first use; the only download is "
-        "the model itself). "
-        "The DCGAN was trained on Microsoft's DigiFace-1M, itself computer-generated faces of no real person, "
-        "released for non-commercial research only; treat these images the same way. Training on a GAN's output "
-        "teaches a new GAN that GAN's faces and artefacts, not real ones: use it for quick starts and tests."
+        "the model itself). The DCGAN's weights are MIT-licensed, but it was trained on Microsoft's DigiFace-1M, "
+        "computer-generated faces of no real person released for non-commercial research only: treat these "
+        "images as non-commercial training data. Training on a GAN's output teaches a new GAN that GAN's small, "
+        "blurry faces and artefacts, not real ones: use it for quick starts and tests."
     ),
 }
 
@@ -178,8 +179,7 @@ def _to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("FACEGEN_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "facegen") / "datasets"
+    return cache_root() / "datasets"
 
 
 def open_dataset(

@@ -1,6 +1,6 @@
 """Dataset decoding and batching speed, each beside its baseline in the same run.
 
-    python bench/bench_data.py [--images 400] [--resolution 64]
+    python bench/data.py [--images 400] [--resolution 64]
 
 Figures:
   decode   facegen's decode (JPEG draft + Lanczos with reducing_gap) vs a plain one (full-size decode, convert,

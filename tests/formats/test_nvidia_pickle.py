@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from nvidia_pickle_forge import forge, reference_state_dict, take_apart, write_torch_zip
 
 from facegen.errors import CorruptFileError
 from facegen.formats.nvidia_pickle import (
@@ -21,6 +20,7 @@ from facegen.formats.nvidia_pickle import (
     load_nvidia_generator,
     read_network_pickle,
 )
+from tests.formats.nvidia_pickle_forge import forge, reference_state_dict, take_apart, write_torch_zip
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "nvidia"
 NAMES = ("ada", "sg2", "sg3r", "sg3t")

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from nvidia_pickle_forge import (
+
+from facegen.errors import CorruptFileError, FacegenError, UnsafePickleError
+from facegen.formats.nvidia_pickle import read_network_pickle
+from tests.formats.nvidia_pickle_forge import (
     LEGACY_TORCH_MAGIC,
     Call,
     Global,
@@ -29,9 +32,6 @@ from nvidia_pickle_forge import (
     tensor_call,
     write_zip,
 )
-
-from facegen.errors import CorruptFileError, FacegenError, UnsafePickleError
-from facegen.formats.nvidia_pickle import read_network_pickle
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "nvidia"
 MARKER = "pwned"

@@ -74,8 +74,10 @@ class StyleGAN2Config:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Resampling and modulated convolution: the performance choices of this file live here. Figures from
-# bench/stylegan2.py (256x256, 2 CPU threads); all of them keep the outputs equal to NVIDIA's within float error.
+# Resampling and modulated convolution: the performance choices of this file live here; all of them keep the
+# outputs equal to NVIDIA's within float error. bench/stylegan2.py (256x256, shared 2-core CPU, times scaled to a
+# 320 GFLOP/s matmul peak): batch 8 ~100-110 ms/img at 2 threads, batch 1 ~106 ms/img at 1 thread (130-210 at 2
+# threads, which suffer most from the machine's contention); a grouped-convolution baseline took ~240 and ~173.
 #  - Activations are channels-last: oneDNN's transposed and depthwise convolutions are several times faster so.
 #  - A modulated convolution of one image scales the weight (style, demodulation and gain folded in, written in
 #    the layout oneDNN wants; no pass over the activations; the bias fuses into the convolution). For batches it

@@ -206,6 +206,14 @@ def seconds_to_frames_per_transition(seconds_per_transition: float, fps: int) ->
     return max(1, round(seconds_per_transition * fps))
 
 
+def suggested_upscale(resolution: int, target: int = 256) -> int:
+    """The smallest power-of-two factor that shows a small model's faces at least `target` pixels wide."""
+    factor = 1
+    while resolution * factor < target and factor < MAX_UPSCALE:
+        factor *= 2
+    return factor
+
+
 def model_fingerprint(model_spec: str, generator: Generator) -> str | None:
     """The sha256 of the model's weights file: from the loader when it knows it, else hashed here for file specs."""
     if generator.info.file_sha256:

@@ -453,3 +453,18 @@ def test_the_readme_command_makes_a_six_second_loop(dcgan, tmp_path):
     frames = decoded_frames(tmp_path / "walk.mp4")
     assert len(frames) == 180
     assert psnr(frames[0], sample_page_png(dcgan, [1])) > 35
+
+
+def test_w_walk_on_a_stylegan2_pickle_opens_on_the_sample_image(tmp_path):
+    """A real-format StyleGAN2 network, walked in W: frame 0 is its sample of the first seed."""
+    from facegen.registry import load_generator
+
+    try:
+        stylegan = load_generator("tests/fixtures/nvidia/sg2.pkl")
+    except ModuleNotFoundError as error:
+        pytest.skip(f"the StyleGAN2 reimplementation is not in this checkout yet ({error})")
+    clip = ClipRecipe(model="sg2.pkl", keyframe_seeds=(1, 7), space="w", frames_per_transition=5, fps=10, loop=True)
+    result = render_clip(stylegan, clip, tmp_path / "walk.mp4")
+    assert result.frame_count == 10 == len(decoded_frames(tmp_path / "walk.mp4"))
+    first = ClipFrames(stylegan, clip).frames_at(np.array([0]))[0]
+    assert np.abs(first.astype(int) - stylegan.sample(seeds=[1])[0]).max() <= 1

@@ -236,13 +236,16 @@ def main() -> None:
     mp4_ratio = statistics.median(mp4 / generate for mp4, generate in zip(times["mp4"], times["generate"]))
     gif_ratio = statistics.median(gif / mp4 for gif, mp4 in zip(times["gif"], times["mp4"]))
     best_mp4, best_gif = min(times["mp4"]) / min(times["generate"]), min(times["gif"]) / min(times["mp4"])
+    # CPU seconds barely depend on other processes' load: the encoders' whole cost, as if nothing overlapped
+    cpu_mp4 = statistics.median(cpu["mp4"]) / statistics.median(cpu["generate"])
+    cpu_gif = statistics.median(cpu["gif"]) / statistics.median(cpu["mp4"])
     print(
-        f"  MP4 / generation = {mp4_ratio:.2f} (median of rounds; best/best {best_mp4:.2f})   goal <= {MP4_GOAL}   "
-        f"{'ok' if mp4_ratio <= MP4_GOAL else 'MISSED'}"
+        f"  MP4 / generation = {mp4_ratio:.2f} wall (median of rounds; best/best {best_mp4:.2f}), {cpu_mp4:.2f} CPU   "
+        f"goal <= {MP4_GOAL}   {'ok' if mp4_ratio <= MP4_GOAL else 'MISSED'}"
     )
     print(
-        f"  GIF / MP4        = {gif_ratio:.2f} (median of rounds; best/best {best_gif:.2f})   goal <= {GIF_GOAL}   "
-        f"{'ok' if gif_ratio <= GIF_GOAL else 'MISSED'}"
+        f"  GIF / MP4        = {gif_ratio:.2f} wall (median of rounds; best/best {best_gif:.2f}), {cpu_gif:.2f} CPU   "
+        f"goal <= {GIF_GOAL}   {'ok' if gif_ratio <= GIF_GOAL else 'MISSED'}"
     )
     print(
         f"  MP4: {timing['mp4_frames']} frames counted, {timing['mp4_bytes'] / 1e3:.0f} kB; "

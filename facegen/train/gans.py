@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegen.generator import Generator, ModelInfo
 from facegen.train import distributed
 from facegen.train.config import ConfigError, TrainConfig
 from facegen.train.losses import (
@@ -135,6 +136,20 @@ class GANTrainer:
 
     def sampling_network(self) -> nn.Module:
         return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def sampling_generator(self, model_id: str) -> Generator:
+        """A Generator over a copy of the network checkpoints load by default (the EMA one when kept)."""
+        info = self.generator_spec().info
+        model_info = ModelInfo(
+            model_id=model_id,
+            family=info["family"],
+            z_dim=self.z_dim,
+            resolution=info["resolution"],
+            c_dim=info.get("c_dim", 0),
+            label_names=tuple(info.get("label_names", ())),
+            labels_are_attributes=info.get("labels_are_attributes", False),
+        )
+        return Generator(copy.deepcopy(self.sampling_network()), model_info, self.device)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:

@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from facegen.errors import FacegenError
-from facegen.generator import images_to_uint8, latents_for_seeds
 from facegen.images import make_grid, png_bytes, write_atomically
+from facegen.sampling import SampleRequest, recipe_for, render
 from facegen.train import distributed, runs
 from facegen.train.checkpoints import TrainingProgress, load_checkpoint, save_checkpoint
 from facegen.train.config import ConfigError, TrainConfig, resolve_config
@@ -124,17 +124,12 @@ class TrainResult:
     checkpoint: Path | None
 
 
-def fixed_latents(config: TrainConfig) -> torch.Tensor:
-    """Seeds 0..sample_count-1 drawn as `facegen sample --seeds` draws them: grid tile i is seed i."""
-    return torch.from_numpy(latents_for_seeds(range(config.sample_count), config.z_dim))
-
-
-def fixed_labels(config: TrainConfig, attributes: torch.Tensor | None) -> torch.Tensor | None:
+def fixed_labels(config: TrainConfig, attributes: torch.Tensor | None) -> np.ndarray | None:
     """For attribute-conditioned runs: the attributes of the first dataset images, so grids show varied faces."""
     if config.arch != "cdcgan" or attributes is None:
         return None
-    rows = torch.arange(config.sample_count) % len(attributes)
-    return attributes[rows].float()
+    rows = np.arange(config.sample_count) % len(attributes)
+    return attributes[torch.from_numpy(rows)].float().numpy()
 
 
 class RunLoop:
@@ -228,7 +223,6 @@ class RunLoop:
     def train(self, trainer: GANTrainer, dataset, progress: TrainingProgress) -> TrainResult:
         config = self.config
         order = BatchOrder(len(dataset), config.batch, config.seed, config.mirror, self.context.rank, self.context.world_size)
-        latents = fixed_latents(config)
         labels = fixed_labels(config, dataset.attributes)
         step, images_seen = progress.step, progress.images_seen
         images_per_step = config.batch * config.batches_per_step
@@ -269,7 +263,7 @@ class RunLoop:
                     bar.set_postfix({key: f"{record[key]:.3g}" for key in ("loss_d", "loss_g") if key in record})
                     totals, interval_start, interval_first_step = {}, time.perf_counter(), step
                 if self.writer and (step % config.sample_every == 0 or last or stopping):
-                    self.save_sample_grid(trainer, step, latents, labels)
+                    self.save_sample_grid(trainer, step, labels)
                 if checkpoint_due:
                     checkpoint = self.save_checkpoint(trainer, TrainingProgress(step, images_seen))
                 if self.writer and time.time() - self.last_heartbeat > HEARTBEAT_SECONDS:
@@ -306,25 +300,14 @@ class RunLoop:
             self.write_status("running", step)
         return record
 
-    def save_sample_grid(self, trainer: GANTrainer, step: int, latents: torch.Tensor, labels: torch.Tensor | None) -> Path:
-        network = trainer.sampling_network()
-        was_training = network.training
-        network.eval()
-        with torch.no_grad():
-            images = network(latents.to(self.device), None if labels is None else labels.to(self.device))
-        network.train(was_training)
-        pixels = images_to_uint8(images.float())
-        recipe = {
-            "model": f"run:{self.run_dir.name}@{step}",
-            "seeds": list(range(len(latents))),
-            "truncation_psi": 1.0,
-            "noise_mode": "const",
-            "labels": None if labels is None else labels.tolist(),
-            "step": step,
-        }
+    def save_sample_grid(self, trainer: GANTrainer, step: int, labels: np.ndarray | None) -> Path:
+        """The fixed seeds, rendered as `facegen sample --model run:NAME@STEP --seeds 0-N` renders them."""
+        seeds = list(range(self.config.sample_count))
+        request = SampleRequest(f"run:{self.run_dir.name}@{step}", seeds, labels=labels)
+        generator = trainer.sampling_generator(request.model_spec)
         path = runs.sample_grid_path(self.run_dir, step)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, png_bytes(make_grid(pixels), recipe))
+        write_atomically(path, png_bytes(make_grid(render(generator, request)), dict(recipe_for(generator, request), step=step)))
         return path
 
     def save_checkpoint(self, trainer: GANTrainer, progress: TrainingProgress) -> Path:

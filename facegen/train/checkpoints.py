@@ -124,8 +124,7 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CorruptFileError(f"{path} cannot be read ({error}). Resume from an earlier checkpoint.") from None
 
 
-def load_checkpoint(trainer: GANTrainer, folder: Path) -> TrainingProgress:
-    """Restore networks, optimizers and RNG states from a checkpoint folder; returns where training stood."""
+def check_resumable(folder: Path) -> None:
     missing = [name for name in (runs.DISCRIMINATOR_FILE, runs.TRAINING_STATE_TENSORS, runs.TRAINING_STATE_JSON) if not (folder / name).is_file()]
     if missing:
         raise FacegenError(
@@ -133,6 +132,11 @@ def load_checkpoint(trainer: GANTrainer, folder: Path) -> TrainingProgress:
             "from it; the shipped starter run is stored that way to stay small. Sample from it with "
             "--model run:NAME, or train a new run (--out NEW_DIR)."
         )
+
+
+def load_checkpoint(trainer: GANTrainer, folder: Path) -> TrainingProgress:
+    """Restore networks, optimizers and RNG states from a checkpoint folder; returns where training stood."""
+    check_resumable(folder)
     description = json.loads((folder / runs.TRAINING_STATE_JSON).read_text())
     if description.get("format") != STATE_FORMAT:
         raise CorruptFileError(f"{folder / runs.TRAINING_STATE_JSON} is not a facegen training state.")

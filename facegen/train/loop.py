@@ -27,7 +27,7 @@ from facegen.errors import FacegenError
 from facegen.images import make_grid, png_bytes, write_atomically
 from facegen.sampling import SampleRequest, recipe_for, render
 from facegen.train import distributed, runs
-from facegen.train.checkpoints import TrainingProgress, load_checkpoint, save_checkpoint
+from facegen.train.checkpoints import TrainingProgress, check_resumable, load_checkpoint, save_checkpoint
 from facegen.train.config import ConfigError, TrainConfig, resolve_config
 from facegen.train.gans import GANTrainer, build_trainer
 
@@ -343,6 +343,9 @@ def resume_run(run_dir: str | Path, steps: int | None = None, progress: bool = T
     run_dir = Path(run_dir)
     if not runs.is_run_dir(run_dir):
         raise FacegenError(f"{run_dir} is not a run directory (no {runs.CONFIG_FILE}). Give the folder a run wrote.")
+    checkpoints = runs.list_checkpoints(run_dir)
+    if checkpoints:
+        check_resumable(checkpoints[-1].path)  # before anything in the run directory changes
     stored = json.loads((run_dir / runs.CONFIG_FILE).read_text())
     if steps is not None:
         stored["steps"] = steps

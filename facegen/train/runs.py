@@ -314,6 +314,11 @@ class RunSummary:
     images_seen: int
     updated: float | None  # seconds since the epoch
     status: str  # running, finished, stopped or crashed
+    latest_checkpoint: int | None  # step of the newest checkpoint: `run:NAME` samples it; None before the first
+
+    @property
+    def model_spec(self) -> str:
+        return f"run:{self.name}"
 
 
 def summarize_run(run_dir: Path) -> RunSummary:
@@ -333,6 +338,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         images_seen=int(last.get("images_seen", 0)),
         updated=status.get("updated"),
         status=effective_state(status) if status else ("finished" if checkpoints else "crashed"),
+        latest_checkpoint=checkpoints[-1].step if checkpoints else None,
     )
 
 

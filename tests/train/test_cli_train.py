@@ -92,6 +92,7 @@ def test_run_name_resolves_under_the_runs_folder(dcgan_run, monkeypatch):
     assert (summary.name, summary.arch, summary.step, summary.images_seen, summary.status) == (
         "faces-dcgan", "dcgan", 200, 1600, "finished",
     )  # fmt: skip
+    assert (summary.model_spec, summary.latest_checkpoint) == ("run:faces-dcgan", 200)
 
 
 @pytest.mark.parametrize(

@@ -145,6 +145,7 @@ class RunLoop:
         self.writer = self.context.is_writer
         self.started = time.time()
         self.last_heartbeat = 0.0
+        self.owns_run_dir = False
 
     # -- set-up ---------------------------------------------------------------------------------------------
     def open_dataset(self):
@@ -170,16 +171,21 @@ class RunLoop:
             )
         return dataset
 
-    def prepare_run_dir(self) -> None:
-        if self.resume:
-            return
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+    def check_run_dir_is_new(self) -> None:
+        if not self.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise FacegenError(
                 f"{self.run_dir} already holds files. Continue that run with `train --resume {self.run_dir}`, or "
                 "choose a new --out folder."
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.run_dir / runs.CONFIG_FILE, self.config.to_json().encode())
+
+    def take_run_dir(self) -> None:
+        """Create (or, resuming, clean up) the run directory; from here on its status reports this process."""
+        if self.resume:
+            runs.remove_unfinished_writes(self.run_dir)
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomically(self.run_dir / runs.CONFIG_FILE, self.config.to_json().encode())
+        self.owns_run_dir = True
 
     def restore(self, trainer: GANTrainer) -> TrainingProgress:
         if not self.resume:
@@ -202,17 +208,19 @@ class RunLoop:
         distributed.start(self.context, self.device)
         try:
             if self.writer:
-                self.prepare_run_dir()
-                runs.remove_unfinished_writes(self.run_dir)
-            distributed.barrier(self.context)
+                self.check_run_dir_is_new()
+            # the run directory appears only once data and networks are ready, so a typo leaves nothing behind
             dataset = self.open_dataset()
             trainer = build_trainer(self.config, self.device, self.context, tuple(dataset.attribute_names or ()))
+            if self.writer:
+                self.take_run_dir()
+            distributed.barrier(self.context)
             progress = self.restore(trainer)
             if self.writer:
                 self.write_status("running", progress.step)
             return self.train(trainer, dataset, progress)
         except BaseException as error:
-            if self.writer and self.run_dir.is_dir():
+            if self.owns_run_dir:
                 message = str(error) if isinstance(error, FacegenError) else f"{type(error).__name__}: {error}"
                 self.write_status("crashed", self.read_step(), message)
             raise
@@ -346,6 +354,11 @@ def resume_run(run_dir: str | Path, steps: int | None = None, progress: bool = T
     checkpoints = runs.list_checkpoints(run_dir)
     if checkpoints:
         check_resumable(checkpoints[-1].path)  # before anything in the run directory changes
+        if steps is not None and steps <= checkpoints[-1].step:
+            raise FacegenError(
+                f"--steps {steps} is not beyond the run's newest checkpoint (step {checkpoints[-1].step}). Give more "
+                "steps to train longer, or sample the run as it is."
+            )
     stored = json.loads((run_dir / runs.CONFIG_FILE).read_text())
     if steps is not None:
         stored["steps"] = steps

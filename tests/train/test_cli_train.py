@@ -130,7 +130,12 @@ def test_config_file_holds_the_same_settings_and_options_win(face_folder, tmp_pa
 
 def test_an_existing_run_is_never_overwritten(dcgan_run, face_folder, cache_dir):
     run_dir, _ = dcgan_run
+    status = (run_dir / "status.json").read_text()
     result = train_cli("--arch", "dcgan", "--data", str(face_folder), "--steps", "5", "--out", str(run_dir), "--cache-dir", cache_dir)
     assert result.returncode == 2
     assert f"train --resume {run_dir}" in result.stderr
     assert runs.list_checkpoints(run_dir)[-1].step == 200
+    assert (run_dir / "status.json").read_text() == status
+
+    result = train_cli("--resume", str(run_dir), "--steps", "150")
+    assert result.returncode == 2 and "--steps 150 is not beyond the run's newest checkpoint (step 200)" in result.stderr

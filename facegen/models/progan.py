@@ -13,6 +13,12 @@ Unlike NVIDIA's training graph, which always upscales to the final size, `forwar
 network in training draws 16x16 faces, then 32x32 ones, and so on.
 
 The latent is pixel-normalised onto a sphere, so scaling it does nothing: `truncation_psi` has no effect here.
+
+Where NVIDIA's (non-fused) G_paper variables land, for a converter (TF layout on the left):
+    4x4/Dense/weight [z, nf*16] -> dense.weight, transposed     4x4/Dense/bias -> dense.bias
+    4x4/Conv/weight [3, 3, in, out] -> conv.weight, transposed to [out, in, 3, 3]
+    RxR/Conv0, RxR/Conv1 -> blocks[log2(R) - 3].conv0, .conv1    ToRGB_lod{L} -> to_rgb[num_levels - 1 - L]
+    lod -> lod
 """
 
 from __future__ import annotations

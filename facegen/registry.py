@@ -58,7 +58,8 @@ def _source_from_table(table: dict[str, Any]) -> hub.Source:
     raise ValueError(f"unknown source kind {kind!r} in the catalog")
 
 
-def load_catalog(path: Path = CATALOG_PATH) -> dict[str, CatalogEntry]:
+def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
+    path = path or CATALOG_PATH
     with open(path, "rb") as handle:
         tables = tomllib.load(handle)["models"]
     entries = {}
@@ -112,6 +113,27 @@ def model_status(entry: CatalogEntry) -> ModelStatus:
     if failure.exists():
         return ModelStatus("unavailable", f"{size}; last fetch failed: {failure.read_text().strip()}")
     return ModelStatus("downloadable", size)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the app's model picker."""
+
+    spec: str
+    title: str
+    state: str
+    detail: str
+    license: str = ""
+    is_catalog: bool = True
+
+
+def list_model_choices() -> list[ModelChoice]:
+    """Catalog models with their availability, for pickers and `facegen models`."""
+    choices = []
+    for entry in load_catalog().values():
+        status = model_status(entry)
+        choices.append(ModelChoice(entry.model_id, entry.title, status.state, status.detail, entry.license))
+    return choices
 
 
 def fetch_model(model_id: str, progress: hub.ProgressCallback | None = None) -> Path:

@@ -39,7 +39,8 @@ def baseline_modulated_conv2d(x, weight, styles, bias, demodulate, input_gain):
         weights = weights * (weights.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()[:, :, None, None, None]
     weights = weights * input_gain
     x = x.contiguous().reshape(1, batch * in_channels, *x.shape[2:])
-    x = F.conv2d(x, weights.reshape(batch * out_channels, in_channels, kernel, kernel), padding=kernel - 1, groups=batch)
+    weights = weights.reshape(batch * out_channels, in_channels, kernel, kernel)
+    x = F.conv2d(x, weights, padding=kernel - 1, groups=batch)
     return x.reshape(batch, out_channels, *x.shape[2:]) + bias[None, :, None, None]
 
 

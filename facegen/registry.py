@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,21 +215,39 @@ def load_generator(spec: str, device: str = "cpu", progress: hub.ProgressCallbac
 FILE_SUFFIXES = (".pkl", ".safetensors", ".pt", ".pth", ".tar", ".ckpt")
 
 
+SNIFF_BYTES = 1 << 16
+NVIDIA_MARKERS = (b"torch_utils.persistence", b"torch_utils\npersistence", b"_reconstruct_persistent_obj")
+
+
 def sniff_format(path: Path) -> str:
-    """Tell the weights format from the file's first bytes and name."""
+    """Tell the weights format from the file's name and first bytes, without unpickling anything."""
     with open(path, "rb") as handle:
-        head = handle.read(16)
+        head = handle.read(SNIFF_BYTES)
     if not head:
         raise CorruptFileError(f"{path} is empty (0 bytes). Re-download it.")
     if path.suffix == ".safetensors":
         return "facegen"
     if head.startswith(b"PK"):
-        return "torch-dcgan"
+        # torch.save zip: an NVIDIA snapshot saved this way names NVIDIA's persistence module in data.pkl
+        return "nvidia-pickle" if _zip_pickle_mentions(path, NVIDIA_MARKERS) else "torch-dcgan"
     if head.startswith(b"\x80"):
         return "nvidia-pickle"
     raise CorruptFileError(
         f"{path} is not a weights file facegen can read (not a pickle, torch checkpoint or safetensors file)."
     )
+
+
+def _zip_pickle_mentions(path: Path, markers: tuple[bytes, ...]) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
+            if not pickles:
+                return False
+            with archive.open(pickles[0]) as member:
+                head = member.read(SNIFF_BYTES)
+    except zipfile.BadZipFile:
+        return False
+    return any(marker in head for marker in markers)
 
 
 def load_weights_file(

@@ -473,11 +473,11 @@ def modulated_conv2d(
 # - The leaky ReLU and clamp run in place; the lrelu gain rides on the down filter, the up gain on the up filter.
 # - The up-sampled signal is 4-16x the layer's input (at 1024x1024, batch 8, one layer's would be ~11 GB), so
 #   each image is processed in bands of output rows whose up-sampled signal stays under STRIP_BYTES; bands
-#   recompute the rows their FIR halos share. Bands also stay under glibc's 32 MB mmap threshold: fresh
-#   page-faulted buffers made a whole-image intermediate ~3x slower per row. Many small bands lose to few large
-#   ones when the cores are oversubscribed (each op waits for both threads), hence bands as large as allowed.
-STRIP_BYTES = 24 * 2**20
-MIN_STRIP_ROWS = 8  # fewer output rows per band would recompute more halo than the cache saves
+#   recompute the rows their FIR halos share. Measured on StyleGAN3-T 256: cache-sized bands (6-24 MB) saved
+#   ~12% CPU time on one thread, but cost 30-150% wall time at 2 threads on the oversubscribed machine (every
+#   op waits for both threads), so bands are sized to bound memory, not to fit the cache.
+STRIP_BYTES = 256 * 2**20
+MIN_STRIP_ROWS = 8  # fewer output rows per band would recompute more halo than they save
 
 
 def filtered_lrelu(

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from facegen.errors import FacegenError
+from facegen.inference import prepare_for_inference
 
 NoiseMode = Literal["const", "random", "none"]
 NOISE_MODES: tuple[str, ...] = ("const", "random", "none")
@@ -81,7 +82,7 @@ class Generator:
     def __init__(self, network: nn.Module, info: ModelInfo, device: str | torch.device = "cpu") -> None:
         self.info = info
         self.device = torch.device(device)
-        self.network = network.eval().requires_grad_(False).to(self.device)
+        self.network = prepare_for_inference(network.eval()).requires_grad_(False).to(self.device)
 
     # -- facts the UI needs -------------------------------------------------------------------------------
     @property

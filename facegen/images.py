@@ -79,14 +79,29 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise FacegenError(f"Cannot write {path}: {error.strerror}. Choose another output path.") from None
 
 
+def is_directory_target(out: str | Path) -> bool:
+    text = str(out)
+    return text.endswith(("/", os.sep)) or (Path(text).is_dir() and not text.lower().endswith(".png"))
+
+
+def check_output_target(out: str | Path) -> None:
+    """Fail before any rendering when OUT is neither a .png path nor a folder, or cannot be written."""
+    if is_directory_target(out):
+        check_writable_dir(Path(out))
+        return
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise FacegenError(f"Output {str(out)!r} must end in .png (one grid) or / (one PNG per seed).")
+    check_writable_dir(path.parent)
+
+
 def save_images(
     images: np.ndarray, out: str | Path, seeds: Sequence[int] | None, recipe: dict, columns: int | None = None
 ) -> list[Path]:
     """Write images as one grid (OUT ends in .png) or one PNG per seed (OUT ends in /). Returns written paths."""
-    text = str(out)
-    if text.endswith(("/", os.sep)) or (Path(text).is_dir() and not text.lower().endswith(".png")):
-        directory = Path(text)
-        check_writable_dir(directory)
+    check_output_target(out)
+    if is_directory_target(out):
+        directory = Path(out)
         names = [f"seed{seed:04d}.png" for seed in seeds] if seeds else [f"image{i:04d}.png" for i in range(len(images))]
         written = []
         for index, (name, image) in enumerate(zip(names, images)):
@@ -94,10 +109,7 @@ def save_images(
             write_atomically(directory / name, png_bytes(image, single))
             written.append(directory / name)
         return written
-    path = Path(text)
-    if path.suffix.lower() != ".png":
-        raise FacegenError(f"Output {text!r} must end in .png (one grid) or / (one PNG per seed).")
-    check_writable_dir(path.parent)
+    path = Path(out)
     columns = columns or grid_columns(len(images))
     write_atomically(path, png_bytes(make_grid(images, columns), dict(recipe, grid_columns=columns)))
     return [path]

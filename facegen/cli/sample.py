@@ -1,0 +1,42 @@
+"""`facegen sample`: faces for seeds, as one grid or one PNG per seed."""
+
+from __future__ import annotations
+
+import argparse
+
+from facegen.cli.progress import download_bar
+from facegen.generator import NOISE_MODES, check_noise_mode, check_truncation_psi
+from facegen.images import check_output_target
+from facegen.latent import parse_seeds
+from facegen.registry import load_generator
+from facegen.sampling import SampleRequest, render_and_save
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("sample", help="render faces for seeds to PNG")
+    parser.add_argument("--model", required=True, help="catalog id, weights file path, or run:NAME[@STEP]")
+    parser.add_argument("--seeds", required=True, help="e.g. 0-15, 1,7,42 or 0-3,42")
+    parser.add_argument("--psi", type=float, default=1.0, help="truncation psi in [0, 2] (default 1: none)")
+    parser.add_argument("--noise-mode", default="const", choices=NOISE_MODES)
+    parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
+    parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--out", required=True, help="grid.png for one grid, or DIR/ for one PNG per seed")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # validate everything cheap before loading a model, so typos fail in milliseconds
+    request = SampleRequest(
+        model_spec=args.model,
+        seeds=parse_seeds(args.seeds),
+        truncation_psi=check_truncation_psi(args.psi),
+        noise_mode=check_noise_mode(args.noise_mode),
+        labels=args.class_index,
+    )
+    check_output_target(args.out)
+    with download_bar(args.model) as progress:
+        generator = load_generator(args.model, device=args.device, progress=progress)
+    for path in render_and_save(generator, request, args.out, batch_size=args.batch):
+        print(path)
+    return 0

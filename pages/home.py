@@ -1,0 +1,23 @@
+"""Home: what facegen does and where to start."""
+
+import streamlit as st
+
+from facegen.registry import list_model_choices
+
+st.title("facegen studio")
+st.markdown(
+    """
+Train your own face GANs, load NVIDIA's pretrained StyleGAN networks safely (no code from pickles is ever run),
+and turn latent spaces into faces and clips you can download.
+
+Pick a page in the sidebar:
+
+- **Sample**: faces by seed and truncation from any model.
+"""
+)
+st.subheader("Models")
+st.dataframe(
+    [{"model": choice.spec, "title": choice.title, "state": choice.state, "detail": choice.detail, "licence": choice.license}
+     for choice in list_model_choices()],
+    hide_index=True,
+)

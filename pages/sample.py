@@ -1,0 +1,37 @@
+"""Sample: faces by seed and truncation from any model, with per-image and grid downloads."""
+
+import streamlit as st
+
+from facegen.images import make_grid, png_bytes
+from facegen.sampling import SampleRequest, recipe_for, render
+from facegen.ui.widgets import label_controls, model_picker, ready_generator, run_or_show_error, seed_input
+
+MAX_IMAGES_PER_PAGE = 64
+
+st.title("Sample faces")
+model_spec = model_picker()
+generator = ready_generator(model_spec)
+if generator is not None:
+    with st.sidebar:
+        selection = seed_input(default="0-15")
+        columns = st.slider("Grid columns", 1, 8, 4)
+        truncation_psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, help="Lower: more typical faces, less variety.")
+        noise_mode = st.selectbox("Noise", ["const", "random", "none"]) if generator.info.has_noise_inputs else "const"
+        labels = label_controls(generator)
+    if selection is not None and len(selection.seeds) > MAX_IMAGES_PER_PAGE:
+        st.error(f"{len(selection.seeds)} seeds is more than this page shows at once ({MAX_IMAGES_PER_PAGE}). "
+                 "Use a shorter list, or the CLI: python -m facegen sample --seeds … --out DIR/")
+    elif selection is not None:
+        request = SampleRequest(model_spec, selection.seeds, truncation_psi, noise_mode, labels)
+        images = run_or_show_error(lambda: render(generator, request))
+        if images is not None:
+            recipe = recipe_for(generator, request)
+            st.image(make_grid(images, columns), caption=f"{generator.info.model_id} · seeds {selection.text} · psi {truncation_psi}", output_format="PNG")
+            st.download_button("Download grid (PNG)", png_bytes(make_grid(images, columns), recipe), "facegen-grid.png", "image/png")
+            with st.expander("Single images"):
+                cells = st.columns(columns)
+                for index, (seed, image) in enumerate(zip(selection.seeds, images)):
+                    with cells[index % columns]:
+                        st.image(image, caption=f"seed {seed}", output_format="PNG")
+                        single = dict(recipe, seeds=[seed])
+                        st.download_button("PNG", png_bytes(image, single), f"seed{seed:04d}.png", "image/png", key=f"dl_{index}")

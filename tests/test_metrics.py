@@ -271,7 +271,7 @@ def test_evaluate_generator_reports_fid_kid_and_what_was_measured(small_set, ext
     )
     assert result.fid > 0 and np.isfinite(result.kid_mean)
     assert (result.n, result.model_id, result.reference_images, result.resolution) == (4, "tiny-dcgan", 4, 32)
-    assert stages["reference"][-1] == (4, 4) and stages["generated"][-1] == (4, 4)
+    assert stages["reference"] == [(0, 4), (4, 4)] and stages["generated"] == [(0, 4), (2, 4), (4, 4)]
 
     saved = json.loads(result.to_json())
     assert saved["fid"] == result.fid and saved["kid"] == result.kid_mean

@@ -10,7 +10,7 @@ from tqdm import tqdm
 from facegen.cli.progress import download_bar
 from facegen.generator import check_truncation_psi
 from facegen.images import check_writable_dir, write_atomically
-from facegen.metrics import MetricsResult, ProgressCallback, check_generated_count, evaluate_generator
+from facegen.metrics import MetricsProgress, MetricsResult, check_generated_count, evaluate_generator
 from facegen.registry import load_generator
 
 STAGE_LABELS = {"reference": "reference images", "generated": "generated images"}
@@ -69,20 +69,25 @@ def summary(result: MetricsResult) -> str:
 
 
 class TqdmProgress:
-    """A ProgressCallback that shows one tqdm bar per stage."""
+    """A MetricsProgress that shows one tqdm bar per stage, closing a stage's bar when the next one starts."""
 
     def __init__(self) -> None:
-        self.bars: dict[str, tqdm] = {}
+        self.stage: str | None = None
+        self.bar: tqdm | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=STAGE_LABELS.get(stage, stage), unit="img")
-        bar.update(done - bar.n)
+        if stage != self.stage or self.bar is None:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=STAGE_LABELS.get(stage, stage), unit="img")
+        self.bar.update(done - self.bar.n)
 
-    def __enter__(self) -> ProgressCallback:
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self) -> MetricsProgress:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for bar in self.bars.values():
-            bar.close()
+        self.close()

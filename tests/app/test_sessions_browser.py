@@ -1,0 +1,49 @@
+"""Two browser sessions on one served app at the same time: one renders a comparison, the other browses a run and
+downloads its timelapse. Both must finish, and the download must be the run's grids as an MP4."""
+
+from __future__ import annotations
+
+import subprocess
+
+import imageio_ffmpeg
+import pytest
+
+from facegen.train import runs
+from tests.app.browser import chromium_page, served_app
+from tests.tiny_runs import train_tiny_run
+
+LOAD_TIMEOUT_MS = 120_000
+LOADED_IMAGES = """(count) => [...document.querySelectorAll('[data-testid="stImage"] img')]
+                                .filter(img => img.complete && img.naturalWidth > 0).length >= count"""
+
+
+def mp4_frame_count(path) -> int:
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    completed = subprocess.run(command + ["-stats"], capture_output=True, text=True, check=True)
+    return int(completed.stderr.rsplit("frame=", 1)[1].split()[0])
+
+
+@pytest.mark.slow
+def test_two_sessions_render_and_browse_at_once_and_the_timelapse_downloads(tmp_path, monkeypatch, dcgan):
+    runs_root = tmp_path / "runs"
+    train_tiny_run(runs_root / "tiny", steps=20)
+    monkeypatch.setenv("FACEGEN_RUNS", str(runs_root))
+    with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as comparing:
+        browsing = comparing.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+        # both sessions start before either is waited for, so the server runs their scripts side by side
+        comparing.goto(f"{base_url}/compare")
+        browsing.goto(f"{base_url}/training")
+        browsing.get_by_role("tab", name="Samples").click(timeout=LOAD_TIMEOUT_MS)
+        browsing.get_by_role("button", name="Build timelapse of 4 grids").click(timeout=LOAD_TIMEOUT_MS)
+        comparing.wait_for_function(LOADED_IMAGES, arg=2, timeout=LOAD_TIMEOUT_MS)
+        with browsing.expect_download(timeout=LOAD_TIMEOUT_MS) as download_info:
+            browsing.get_by_role("button", name="Download timelapse (MP4)").click(timeout=LOAD_TIMEOUT_MS)
+        download = download_info.value
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        comparing.get_by_text("All 2 models get the same latents").wait_for(timeout=LOAD_TIMEOUT_MS)
+        for session in (comparing, browsing):
+            assert not session.locator('[data-testid="stException"]').count(), session.url
+    assert download.suggested_filename == "tiny-timelapse.mp4"
+    assert saved.read_bytes()[4:8] == b"ftyp"
+    assert mp4_frame_count(saved) == len(runs.list_sample_grids(runs_root / "tiny")) == 4

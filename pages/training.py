@@ -24,7 +24,6 @@ LIVE_REFRESH_SECONDS = 2.0
 SAMPLE_SEEDS = list(range(8))
 GRID_WIDTH = 512
 DATA_CHOICES = ("demo:lfw", "demo:digiface?n=1000", "Folder, zip or hf:OWNER/NAME…")
-STATUS_ICONS = {"running": "🟢", "finished": "✅", "stopped": "⏹️", "crashed": "❌"}
 
 st.title("Training")
 runs_root = runs.default_runs_root()
@@ -86,7 +85,7 @@ if summaries:
     st.dataframe(
         [{"run": summary.name, "model": summary.arch, "dataset": summary.dataset,
           "steps": f"{summary.step:,} / {summary.total_steps:,}", "images seen": summary.images_seen,
-          "last update": when(summary.updated), "status": f"{STATUS_ICONS.get(summary.status, '')} {summary.status}"}
+          "last update": when(summary.updated), "status": summary.status}
          for summary in summaries],
         hide_index=True,
     )  # fmt: skip
@@ -122,7 +121,7 @@ live = next(summary.status for summary in summaries if summary.name == run_name)
 def show_status(summary: runs.RunSummary) -> None:
     status = runs.read_status(summary.path)
     columns = st.columns(4)
-    columns[0].metric("Status", f"{STATUS_ICONS.get(summary.status, '')} {summary.status}")
+    columns[0].metric("Status", summary.status)
     columns[1].metric("Step", f"{summary.step:,} / {summary.total_steps:,}")
     columns[2].metric("Images seen", f"{summary.images_seen:,}")
     columns[3].metric("Last update", when(summary.updated).split(" ")[-1], help=when(summary.updated))

@@ -30,9 +30,11 @@ def test_two_sessions_render_and_browse_at_once_and_the_timelapse_downloads(tmp_
     monkeypatch.setenv("FACEGEN_RUNS", str(runs_root))
     with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as comparing:
         browsing = comparing.context.browser.new_page(viewport={"width": 1400, "height": 1000})
-        # both sessions start before either is waited for, so the server runs their scripts side by side
-        comparing.goto(f"{base_url}/compare")
-        browsing.goto(f"{base_url}/training")
+        comparing.goto(base_url)
+        browsing.goto(base_url)
+        # both sessions ask for their page before either is waited for, so the server runs the two side by side
+        comparing.get_by_role("link", name="Compare").click()
+        browsing.get_by_role("link", name="Training").click()
         browsing.get_by_role("tab", name="Samples").click(timeout=LOAD_TIMEOUT_MS)
         browsing.get_by_role("button", name="Build timelapse of 4 grids").click(timeout=LOAD_TIMEOUT_MS)
         comparing.wait_for_function(LOADED_IMAGES, arg=2, timeout=LOAD_TIMEOUT_MS)

@@ -230,11 +230,11 @@ def keyframe_seed_table(seeds: Sequence[int], cells: int = 1) -> list[list[int]]
     """
     if cells < 1:
         raise ValueError(f"cells must be positive, not {cells}")
-    walks = "" if cells == 1 else f" for each of the {cells} walks of the grid"
+    walks = "" if cells == 1 else f" for each of the {cells} walks of the grid, i.e. {MIN_KEYFRAMES * cells} seeds"
     if len(seeds) < MIN_KEYFRAMES * cells:
         raise FacegenError(
-            f"A clip needs at least {MIN_KEYFRAMES} keyframes{walks}, i.e. {MIN_KEYFRAMES * cells} seeds; got "
-            f"{len(seeds)}. Give more seeds, or add random keyframes."
+            f"A clip needs at least {MIN_KEYFRAMES} keyframes{walks}; got {len(seeds)} seed(s). Give more seeds "
+            "(e.g. --seeds 1,7,42), or fill up with random ones (--random-keyframes N; 'Add random' in the app)."
         )
     if len(seeds) % cells:
         raise FacegenError(

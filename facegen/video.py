@@ -28,14 +28,17 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from facegen.errors import FacegenError
 from facegen.generator import Generator, check_noise_mode, check_truncation_psi, images_to_uint8
+from facegen.hub import sha256_file
 from facegen.images import check_writable_dir, write_atomically
 from facegen.latent import (
     MAX_SEED,
@@ -66,11 +69,15 @@ MAX_CLIP_FRAMES = 36_000  # 20 minutes at 30 fps
 # GIFs have no inter-frame compression worth the name: beyond ~1 gigapixel of frames the file runs into gigabytes.
 MAX_GIF_MEGAPIXELS = 1_000
 GIF_MAX_SIDE = 512
-# GIF delays are whole centiseconds and browsers slow delays under 2 cs down to 10 cs.
-GIF_MAX_FPS = 50
+# A GIF's size and encoding time grow with every frame, and GIF players show little past 25 fps: the GIF keeps
+# every k-th frame (30 fps -> 15, 60 -> 20), an even stride so motion stays smooth.
+GIF_MAX_FPS = 25
 GIF_PALETTE_SAMPLES = 16
-# x264 quality: 18 is visually lossless at usual sizes. Tiny frames (64x64 faces) have few macroblocks and lose
-# most to chroma subsampling; at 18 they measured 33-36 dB PSNR, at 12 above 35.8 dB for 17 kB/s (bench notes).
+# x264 must keep up with generation, and on CPU it competes with it for cores: 'veryfast' needs half the CPU of
+# 'medium' (0.07 s vs 0.15 s for 300 64x64 frames) for ~0.5 dB less at the same CRF (bench/video.py).
+MP4_PRESET = "veryfast"
+# CRF 18 is visually lossless at usual sizes. Tiny frames (64x64 faces) have few macroblocks and lose most to
+# chroma subsampling: at 18 they measured 33-36 dB PSNR, at 12 above 35.6 dB for ~11 kB/s.
 MP4_CRF = 18
 MP4_CRF_SMALL_FRAMES = 12
 SMALL_FRAME_PIXELS = 256 * 256
@@ -109,10 +116,13 @@ class ClipRecipe:
     seed_labels: bool = False
 
     def __post_init__(self) -> None:
-        _check_whole("fps", self.fps, *FPS_RANGE, "--fps")
-        _check_whole("grid_rows", self.grid_rows, 1, MAX_GRID_SIDE, "--grid")
-        _check_whole("grid_cols", self.grid_cols, 1, MAX_GRID_SIDE, "--grid")
-        _check_whole("upscale", self.upscale, 1, MAX_UPSCALE, "--upscale")
+        _check_whole("Frame rate", self.fps, *FPS_RANGE, "--fps")
+        _check_whole("Grid rows", self.grid_rows, 1, MAX_GRID_SIDE, "--grid")
+        _check_whole("Grid columns", self.grid_cols, 1, MAX_GRID_SIDE, "--grid")
+        _check_whole("Upscale factor", self.upscale, 1, MAX_UPSCALE, "--upscale")
+        for name in ("loop", "seed_labels"):
+            if not isinstance(getattr(self, name), bool):
+                raise FacegenError(f"{name} must be true or false, not {getattr(self, name)!r}.")
         if not all(isinstance(seed, int) and 0 <= seed <= MAX_SEED for seed in self.keyframe_seeds):
             raise FacegenError(f"Keyframe seeds must be whole numbers from 0 to {MAX_SEED}; got {self.keyframe_seeds}.")
         keyframe_seed_table(self.keyframe_seeds, self.cells)
@@ -123,15 +133,29 @@ class ClipRecipe:
         check_truncation_psi(self.truncation_psi)
         check_noise_mode(self.noise_mode)
         if self.upscale_filter not in UPSCALE_FILTERS:
-            raise FacegenError(f"Unknown upscale filter {self.upscale_filter!r}; choose {' or '.join(UPSCALE_FILTERS)}.")
+            raise FacegenError(
+                f"Unknown upscale filter {self.upscale_filter!r}; choose {' or '.join(UPSCALE_FILTERS)}."
+            )
         if (self.seconds is None) == (self.frames_per_transition is None):
-            raise FacegenError("Give the clip's length either as seconds or as frames per transition, not both.")
+            raise FacegenError("Give the clip's length as seconds or as frames per transition: exactly one of them.")
         if self.seconds is not None:
             low, high = SECONDS_RANGE
-            if isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float)) or not low <= self.seconds <= high:
-                raise FacegenError(f"Clip length {self.seconds!r} s is outside {low}-{high:g} s; choose --seconds in that range.")
+            if (
+                isinstance(self.seconds, bool)
+                or not isinstance(self.seconds, (int, float))
+                or not low <= self.seconds <= high
+            ):
+                raise FacegenError(
+                    f"Clip length {self.seconds!r} s is outside {low}-{high:g} s; set --seconds in that range."
+                )
         else:
-            _check_whole("frames_per_transition", self.frames_per_transition, 1, MAX_FRAMES_PER_TRANSITION, "--frames-per-transition")
+            _check_whole(
+                "Frames per transition",
+                self.frames_per_transition,
+                1,
+                MAX_FRAMES_PER_TRANSITION,
+                "--frames-per-transition",
+            )
         if self.frame_count < self.keyframes_per_walk:
             raise FacegenError(
                 f"{self.frame_count} frames cannot show {self.keyframes_per_walk} keyframes; make the clip longer "
@@ -139,7 +163,8 @@ class ClipRecipe:
             )
         if self.frame_count > MAX_CLIP_FRAMES:
             raise FacegenError(
-                f"The clip would have {self.frame_count:,} frames; the limit is {MAX_CLIP_FRAMES:,}. Shorten it or lower the fps."
+                f"The clip would have {self.frame_count:,} frames; the limit is {MAX_CLIP_FRAMES:,}. "
+                "Shorten it or lower the fps."
             )
 
     @property
@@ -176,9 +201,11 @@ class ClipRecipe:
         try:
             values = json.loads(text)
         except json.JSONDecodeError as error:
-            raise FacegenError(f"{source} is not valid JSON ({error}). Give a recipe written by facegen video.") from None
+            raise FacegenError(
+                f"{source} is not valid JSON ({error}). Give a recipe written by facegen video."
+            ) from None
         if not isinstance(values, dict) or values.pop("format", None) != RECIPE_FORMAT:
-            raise FacegenError(f"{source} is not a facegen clip recipe (no \"format\": \"{RECIPE_FORMAT}\").")
+            raise FacegenError(f'{source} is not a facegen clip recipe (no "format": "{RECIPE_FORMAT}").')
         version = values.pop("version", None)
         if version != RECIPE_VERSION:
             raise FacegenError(f"{source} is a version {version} recipe; this facegen reads version {RECIPE_VERSION}.")
@@ -197,9 +224,9 @@ class ClipRecipe:
         return cls(**values)
 
 
-def _check_whole(name: str, value: object, low: int, high: int, option: str) -> None:
+def _check_whole(label: str, value: object, low: int, high: int, option: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise FacegenError(f"{name.replace('_', ' ').capitalize()} {value!r} is outside {low}-{high}; set {option} in that range.")
+        raise FacegenError(f"{label} {value!r} is not a whole number from {low} to {high}; set {option} in that range.")
 
 
 def seconds_to_frames_per_transition(seconds_per_transition: float, fps: int) -> int:
@@ -219,11 +246,7 @@ def model_fingerprint(model_spec: str, generator: Generator) -> str | None:
     if generator.info.file_sha256:
         return generator.info.file_sha256
     path = Path(model_spec).expanduser()
-    if path.is_file():
-        from facegen.hub import sha256_file
-
-        return sha256_file(path)
-    return None
+    return sha256_file(path) if path.is_file() else None
 
 
 def check_recipe_model(recipe: ClipRecipe, fingerprint: str | None) -> None:
@@ -353,12 +376,13 @@ class ClipFrames:
 
 
 def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as error:
+        raise FacegenError(f"No ffmpeg to encode with ({error}). Reinstall it: pip install imageio-ffmpeg.") from None
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
-
-def _raw_input_args(frame_size: tuple[int, int], fps: int) -> list[str]:
+def _raw_input_args(frame_size: tuple[int, int], fps: Fraction) -> list[str]:
     width, height = frame_size
     return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0"]
 
@@ -387,11 +411,13 @@ class FfmpegPipe:
         self._stderr_reader.join()
         message = self._stderr.decode(errors="replace").strip().splitlines()
         detail = message[-1] if message else f"exit status {self.process.returncode}"
-        return FacegenError(f"ffmpeg failed while writing {self.description}: {detail}. Check free disk space and the output path.")
+        return FacegenError(
+            f"ffmpeg failed while writing {self.description}: {detail}. Check free disk space and the output path."
+        )
 
     def write(self, frames: np.ndarray) -> None:
         try:
-            self.process.stdin.write(memoryview(frames).cast("B"))
+            self.process.stdin.write(memoryview(np.ascontiguousarray(frames)).cast("B"))
         except (BrokenPipeError, OSError):
             raise self._failure() from None
 
@@ -415,6 +441,7 @@ class _Output:
     path: Path
     kind: str  # "mp4" or "gif"
     temporary: Path
+    frame_stride: int = 1  # the encoder takes every frame_stride-th frame
     encoder: FfmpegPipe | None = None
 
 
@@ -425,8 +452,8 @@ def mp4_crf(frame_size: tuple[int, int]) -> int:
 def mp4_arguments(frame_size: tuple[int, int], fps: int, comment: str, temporary: Path) -> list[str]:
     """ffmpeg arguments that encode raw RGB frames from stdin into a browser-playable H.264 MP4 with `comment`."""
     return [
-        *_raw_input_args(frame_size, fps),
-        "-c:v", "libx264", "-preset", "medium", "-crf", str(mp4_crf(frame_size)),
+        *_raw_input_args(frame_size, Fraction(fps)),
+        "-c:v", "libx264", "-preset", MP4_PRESET, "-crf", str(mp4_crf(frame_size)),
         # convert and tag with one colour matrix, so browsers show the colours the model made
         "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
         "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
@@ -442,34 +469,43 @@ def gif_size(frame_size: tuple[int, int], max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _gif_filters(frame_size: tuple[int, int], fps: int, max_side: int) -> list[str]:
-    filters = []
-    if fps > GIF_MAX_FPS:
-        filters.append(f"fps={GIF_MAX_FPS}")
-    if gif_size(frame_size, max_side) != frame_size:
-        width, height = gif_size(frame_size, max_side)
-        filters.append(f"scale={width}:{height}:flags=lanczos")
-    return filters
+def gif_frame_stride(fps: int) -> int:
+    return math.ceil(fps / GIF_MAX_FPS)
 
 
-def _write_gif_palette(sample_frames: np.ndarray, fps: int, max_side: int, palette_path: Path) -> None:
+def gif_fps(fps: int) -> Fraction:
+    return Fraction(fps, gif_frame_stride(fps))
+
+
+def _gif_scale(frame_size: tuple[int, int], max_side: int) -> str:
+    width, height = gif_size(frame_size, max_side)
+    return f"scale={width}:{height}:flags=lanczos" if (width, height) != frame_size else "null"
+
+
+def _write_gif_palette(sample_frames: np.ndarray, max_side: int, palette_path: Path) -> None:
     """One 256-colour palette for the whole GIF, from frames spread over the clip.
 
     A single palette with ordered dithering keeps still areas still from frame to frame; per-frame palettes or
     error diffusion make them shimmer.
     """
     frame_size = (sample_frames.shape[2], sample_frames.shape[1])
-    filters = ",".join([*_gif_filters(frame_size, fps, max_side), "palettegen=max_colors=256:reserve_transparent=0:stats_mode=full"])
-    pipe = FfmpegPipe([*_raw_input_args(frame_size, fps), "-vf", filters, "-frames:v", "1", "-f", "image2", "-c:v", "png", str(palette_path)], "the GIF palette")
+    filters = f"{_gif_scale(frame_size, max_side)},palettegen=max_colors=256:reserve_transparent=0:stats_mode=full"
+    arguments = [
+        *_raw_input_args(frame_size, Fraction(1)),
+        "-vf", filters, "-frames:v", "1", "-f", "image2", "-c:v", "png", str(palette_path),
+    ]  # fmt: skip
+    pipe = FfmpegPipe(arguments, "the GIF palette")
     pipe.write(np.ascontiguousarray(sample_frames))
     pipe.finish()
 
 
-def _gif_arguments(frame_size: tuple[int, int], fps: int, max_side: int, palette_path: Path, temporary: Path) -> list[str]:
-    chain = ",".join(_gif_filters(frame_size, fps, max_side)) or "null"
+def _gif_arguments(
+    frame_size: tuple[int, int], fps: int, max_side: int, palette_path: Path, temporary: Path
+) -> list[str]:
     return [
-        *_raw_input_args(frame_size, fps), "-i", str(palette_path),
-        "-filter_complex", f"[0:v]{chain}[frames];[frames][1:v]paletteuse=dither=bayer:bayer_scale=3",
+        *_raw_input_args(frame_size, gif_fps(fps)), "-i", str(palette_path),
+        "-filter_complex",
+        f"[0:v]{_gif_scale(frame_size, max_side)}[frames];[frames][1:v]paletteuse=dither=bayer:bayer_scale=3",
         "-loop", "0", "-f", "gif", str(temporary),
     ]  # fmt: skip
 
@@ -487,7 +523,9 @@ def check_clip_outputs(out_paths: Sequence[str | Path]) -> list[Path]:
             raise FacegenError(f"Output {path} is a folder; give a file name such as {path / 'walk.mp4'}.")
         check_writable_dir(path.parent)
         if path.exists() and not os.access(path, os.W_OK):
-            raise FacegenError(f"Output {path} exists and is not writable. Choose another --out or fix its permissions.")
+            raise FacegenError(
+                f"Output {path} exists and is not writable. Choose another --out or fix its permissions."
+            )
         paths.append(path)
     return paths
 
@@ -495,7 +533,7 @@ def check_clip_outputs(out_paths: Sequence[str | Path]) -> list[Path]:
 def check_clip_size(frames: ClipFrames, kinds: Sequence[str], gif_max_side: int = GIF_MAX_SIDE) -> None:
     if "gif" in kinds:
         width, height = gif_size(frames.frame_size, gif_max_side)
-        gif_frames = frames.frame_count if frames.recipe.fps <= GIF_MAX_FPS else math.ceil(frames.recipe.duration_seconds * GIF_MAX_FPS)
+        gif_frames = math.ceil(frames.frame_count / gif_frame_stride(frames.recipe.fps))
         megapixels = gif_frames * width * height / 1e6
         if megapixels > MAX_GIF_MEGAPIXELS:
             raise FacegenError(
@@ -543,11 +581,15 @@ def _put(batches: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
-def stream_frames(frames: ClipFrames, batch_size: int = 16, cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
+def stream_frames(
+    frames: ClipFrames, batch_size: int = 16, cancel: threading.Event | None = None
+) -> Iterator[np.ndarray]:
     """Finished frames in batches, generated on a producer thread while the caller consumes the previous batch."""
     batches: queue.Queue = queue.Queue(maxsize=FRAMES_AHEAD)
     stop = threading.Event()
-    producer = threading.Thread(target=_produce, args=(frames, batch_size, batches, stop), daemon=True, name="clip-frames")
+    producer = threading.Thread(
+        target=_produce, args=(frames, batch_size, batches, stop), daemon=True, name="clip-frames"
+    )
     producer.start()
     try:
         while True:
@@ -582,7 +624,10 @@ def render_clip(
     frames = ClipFrames(generator, recipe)
     kinds = [CLIP_SUFFIXES[path.suffix.lower()] for path in paths]
     check_clip_size(frames, kinds, gif_max_side)
-    outputs = [_Output(path, kind, path.with_name(f".{path.name}.partial")) for path, kind in zip(paths, kinds)]
+    strides = {"mp4": 1, "gif": gif_frame_stride(recipe.fps)}
+    outputs = [
+        _Output(path, kind, path.with_name(f".{path.name}.partial"), strides[kind]) for path, kind in zip(paths, kinds)
+    ]
     with tempfile.TemporaryDirectory(prefix="facegen-clip-") as scratch:
         try:
             _open_encoders(frames, outputs, gif_max_side, Path(scratch))
@@ -590,7 +635,9 @@ def render_clip(
             with closing(stream_frames(frames, batch_size, cancel)) as batches:
                 for batch in batches:
                     for output in outputs:
-                        output.encoder.write(batch)
+                        # frames done + offset is the first frame of this batch on the output's stride
+                        offset = -done % output.frame_stride
+                        output.encoder.write(batch[offset :: output.frame_stride])
                     done += len(batch)
                     if progress is not None:
                         progress(done, frames.frame_count)
@@ -615,7 +662,7 @@ def _open_encoders(frames: ClipFrames, outputs: list[_Output], gif_max_side: int
     palette_path = scratch / "palette.png"
     if any(output.kind == "gif" for output in outputs):
         samples = np.unique(np.linspace(0, frames.frame_count - 1, GIF_PALETTE_SAMPLES).round().astype(int))
-        _write_gif_palette(frames.frames_at(samples), fps, gif_max_side, palette_path)
+        _write_gif_palette(frames.frames_at(samples), gif_max_side, palette_path)
     for output in outputs:
         if output.kind == "mp4":
             arguments = mp4_arguments(frames.frame_size, fps, frames.recipe.to_json(indent=None), output.temporary)

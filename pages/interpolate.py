@@ -11,6 +11,7 @@ import streamlit as st
 
 from facegen.images import make_grid
 from facegen.latent import EASINGS, INTERPOLATIONS, random_seeds
+from facegen.ui.widgets import label_controls, model_picker, ready_generator, run_or_show_error
 from facegen.video import (
     GIF_MAX_SIDE,
     UPSCALE_FILTERS,
@@ -20,7 +21,6 @@ from facegen.video import (
     preview_recipe,
     suggested_upscale,
 )
-from facegen.ui.widgets import label_controls, model_picker, ready_generator, run_or_show_error
 
 DEFAULT_KEYFRAMES = [1, 7, 42]
 JOB_KINDS = ("preview_job", "render_job")
@@ -55,15 +55,21 @@ with st.sidebar:
     seconds = st.slider("Seconds", 1, 60, 6, key="seconds")
     fps = st.select_slider("Frames per second", [10, 12, 15, 24, 25, 30, 50, 60], 30, key="fps")
     loop = st.checkbox("Loop back to the first keyframe", True, key="loop")
-    interpolation = st.selectbox("Interpolation", INTERPOLATIONS, key="interpolation",
-                                 help="slerp follows the sphere Gaussian latents live on; cubic passes smoothly through every keyframe.")
+    interpolation = st.selectbox(
+        "Interpolation",
+        INTERPOLATIONS,
+        key="interpolation",
+        help="slerp follows the sphere Gaussian latents live on; cubic passes smoothly through every keyframe.",
+    )
     easing = st.selectbox("Easing", list(EASINGS), key="easing")
     space = st.radio("Walk in", ["w", "z"], horizontal=True, key="space") if generator.has_w_space else "z"
     rows, cols = st.columns(2)
     grid_rows = rows.number_input("Grid rows", 1, 4, 1, key="grid_rows")
     grid_cols = cols.number_input("Grid columns", 1, 4, 1, key="grid_cols")
     psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, key="psi")
-    noise_mode = st.selectbox("Noise", ["const", "random", "none"], key="noise") if generator.info.has_noise_inputs else "const"
+    noise_mode = (
+        st.selectbox("Noise", ["const", "random", "none"], key="noise") if generator.info.has_noise_inputs else "const"
+    )
     conditioning = label_controls(generator)
     upscale = st.select_slider("Upscale", [1, 2, 4, 8], suggested_upscale(generator.resolution), key="upscale")
     upscale_filter = st.selectbox("Upscale filter", UPSCALE_FILTERS, key="upscale_filter")
@@ -81,8 +87,14 @@ def update_keyframes(new_keyframes: list[list[int]]) -> None:
 
 st.subheader("Keyframes")
 add_text, add_button, random_button = st.columns([3, 1, 1], vertical_alignment="bottom")
-new_seed = add_text.number_input("Seed to add", 0, 2**32 - 1, 0, key="new_seed",
-                                 help="In grid mode the other cells of the new keyframe get random seeds.")
+new_seed = add_text.number_input(
+    "Seed to add",
+    0,
+    2**32 - 1,
+    0,
+    key="new_seed",
+    help="In grid mode the other cells of the new keyframe get random seeds.",
+)
 if add_button.button("Add seed", key="add_seed"):
     update_keyframes(keyframes + [[int(new_seed)] + random_seeds(cells - 1)])
 if random_button.button("Add random", key="add_random"):
@@ -92,7 +104,9 @@ for start in range(0, len(keyframes), CARDS_PER_ROW):
     for index, card in enumerate(st.columns(CARDS_PER_ROW), start):
         if index >= len(keyframes):
             break
-        thumbnail = keyframe_thumbnail(model_spec, tuple(keyframes[index]), int(grid_cols), psi, noise_mode, conditioning)
+        thumbnail = keyframe_thumbnail(
+            model_spec, tuple(keyframes[index]), int(grid_cols), psi, noise_mode, conditioning
+        )
         card.image(thumbnail, caption=f"{index + 1}: seed {', '.join(map(str, keyframes[index]))}", width="stretch")
         earlier, later, remove = card.columns(3)
         reordered = list(keyframes)
@@ -131,8 +145,10 @@ def build_recipe() -> ClipRecipe:
 recipe = run_or_show_error(build_recipe)
 if recipe is None:
     st.stop()
-st.caption(f"{recipe.frame_count} frames, {recipe.duration_seconds:g} s, {len(keyframes)} keyframes"
-           + (f" in {cells} walks" if cells > 1 else ""))
+st.caption(
+    f"{recipe.frame_count} frames, {recipe.duration_seconds:g} s, {len(keyframes)} keyframes"
+    + (f" in {cells} walks" if cells > 1 else "")
+)
 
 
 def start_job(kind: str, job_recipe: ClipRecipe, suffixes: tuple[str, ...], gif_max_side: int) -> None:
@@ -147,7 +163,9 @@ def start_job(kind: str, job_recipe: ClipRecipe, suffixes: tuple[str, ...], gif_
 
 
 preview_button, render_button = st.columns(2)
-if preview_button.button("Quick preview", key="preview", help="A few frames per transition at the model's own size, as a GIF."):
+if preview_button.button(
+    "Quick preview", key="preview", help="A few frames per transition at the model's own size, as a GIF."
+):
     start_job("preview_job", preview_recipe(recipe), (".gif",), PREVIEW_MAX_SIDE)
 if render_button.button("Render clip", key="render", type="primary"):
     start_job("render_job", recipe, (".mp4", ".gif"), GIF_MAX_SIDE)
@@ -176,8 +194,14 @@ def show_job(kind: str, title: str) -> None:
     mp4_column, gif_column, recipe_column = st.columns(3)
     mp4_column.download_button("Download MP4", mp4.read_bytes(), "facegen-walk.mp4", "video/mp4", key="download_mp4")
     gif_column.download_button("Download GIF", gif.read_bytes(), "facegen-walk.gif", "image/gif", key="download_gif")
-    recipe_column.download_button("Download recipe", job.recipe.to_json(), "facegen-walk.json", "application/json",
-                                  key="download_recipe", help="Render it again: python -m facegen video --recipe facegen-walk.json --out walk.mp4")
+    recipe_column.download_button(
+        "Download recipe",
+        job.recipe.to_json(),
+        "facegen-walk.json",
+        "application/json",
+        key="download_recipe",
+        help="Render it again: python -m facegen video --recipe facegen-walk.json --out walk.mp4",
+    )
 
 
 def jobs_running() -> bool:

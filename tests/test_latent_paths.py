@@ -126,8 +126,10 @@ def test_seed_table_goes_keyframe_by_keyframe_as_nvidia_gen_video():
     assert keyframe_seed_table([1, 2, 3, 4, 5, 6], cells=2) == [[1, 2], [3, 4], [5, 6]]
 
 
-@pytest.mark.parametrize(("seeds", "cells", "problem"), [([5], 1, "at least 2 keyframes"), ([1, 2, 3], 2, "at least 2"),
-                                                          ([1, 2, 3, 4, 5], 2, "multiple of 2")])
+@pytest.mark.parametrize(
+    ("seeds", "cells", "problem"),
+    [([5], 1, "at least 2 keyframes"), ([1, 2, 3], 2, "at least 2"), ([1, 2, 3, 4, 5], 2, "multiple of 2")],
+)
 def test_too_few_or_uneven_seeds_say_how_to_fix_it(seeds, cells, problem):
     with pytest.raises(FacegenError, match=problem):
         keyframe_seed_table(seeds, cells)

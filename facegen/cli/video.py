@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tqdm import tqdm
 
@@ -18,6 +20,7 @@ from facegen.video import (
     SPACES,
     UPSCALE_FILTERS,
     ClipRecipe,
+    ProgressCallback,
     check_clip_outputs,
     check_recipe_model,
     model_fingerprint,
@@ -38,16 +41,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "video",
         help="render a latent walk through keyframe seeds to MP4/GIF",
         description="Render a walk through keyframe seeds. Defaults: 30 fps, 2 s per transition, slerp in z "
-        "(w for StyleGAN models) with ease-in-out. A recipe JSON is written beside the clip; --recipe renders it again.",
+        "(w for StyleGAN models) with ease-in-out. A recipe JSON is written beside the clip; --recipe renders it "
+        "again.",
     )
     parser.add_argument("--model", help="catalog id, weights file path, or run:NAME[@STEP]")
     parser.add_argument("--seeds", help="keyframe seeds in order, e.g. 1,7,42 (with --grid: keyframe by keyframe)")
-    parser.add_argument("--random-keyframes", type=int, metavar="N", help="fill up to N keyframes per walk with random seeds")
+    parser.add_argument(
+        "--random-keyframes", type=int, metavar="N", help="fill up to N keyframes per walk with random seeds"
+    )
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=float, help="clip length; the MP4 has fps x seconds frames")
     length.add_argument("--frames-per-transition", type=int, metavar="N", help="frames from one keyframe to the next")
     parser.add_argument("--fps", type=int, help="frames per second (default 30)")
-    parser.add_argument("--loop", action="store_const", const=True, help="walk back to the first keyframe, for a seamless loop")
+    parser.add_argument(
+        "--loop", action="store_const", const=True, help="walk back to the first keyframe, for a seamless loop"
+    )
     parser.add_argument("--space", choices=SPACES, help="latent space to walk (default: w if the model has one)")
     parser.add_argument("--interpolation", choices=INTERPOLATIONS, help="slerp (default), linear, or cubic spline")
     parser.add_argument("--easing", choices=tuple(EASINGS), help="pace within each transition (default ease-in-out)")
@@ -56,7 +64,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--noise-mode", choices=NOISE_MODES)
     parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
     parser.add_argument("--upscale", type=int, help="enlarge each face by this whole factor (1-8) for small models")
-    parser.add_argument("--upscale-filter", choices=UPSCALE_FILTERS, help="lanczos (smooth, default) or nearest (pixels)")
+    parser.add_argument(
+        "--upscale-filter", choices=UPSCALE_FILTERS, help="lanczos (smooth, default) or nearest (pixels)"
+    )
     parser.add_argument("--labels", action="store_const", const=True, help="print the keyframe seeds on each face")
     parser.add_argument("--recipe", metavar="PATH", help="render a recipe (.json beside a clip, or the .mp4) again")
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
@@ -85,15 +95,33 @@ def run(args: argparse.Namespace) -> int:
         space = args.space or ("w" if generator.has_w_space else "z")
         recipe = dataclasses.replace(recipe, model_sha256=fingerprint, space=space)
     print(f"keyframe seeds: {','.join(map(str, recipe.keyframe_seeds))}", file=sys.stderr)
-    with tqdm(total=recipe.frame_count, unit="frame", desc=out_paths[0].name, file=sys.stderr) as bar:
-        result = render_clip(
-            generator, recipe, out_paths, progress=lambda done, total: bar.update(done - bar.n), batch_size=args.batch
-        )
+    with frame_bar(out_paths[0].name) as progress:
+        result = render_clip(generator, recipe, out_paths, progress=progress, batch_size=args.batch)
     width, height = result.frame_size
     for path in (*result.paths, *result.recipe_paths):
         print(path)
-    print(f"{result.frame_count} frames of {width}x{height} at {recipe.fps} fps ({recipe.duration_seconds:g} s)", file=sys.stderr)
+    print(
+        f"{result.frame_count} frames of {width}x{height} at {recipe.fps} fps ({recipe.duration_seconds:g} s)",
+        file=sys.stderr,
+    )
     return 0
+
+
+@contextmanager
+def frame_bar(description: str) -> Iterator[ProgressCallback]:
+    """A frame-counting bar, shown from the first finished batch: a render refused at once prints no empty bar."""
+    bars: list[tqdm] = []
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="frame", desc=description, file=sys.stderr))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        yield update
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def _replayed_recipe(args: argparse.Namespace) -> ClipRecipe:

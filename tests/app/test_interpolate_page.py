@@ -43,7 +43,18 @@ def short_clip(app: AppTest, seconds: int = 1, fps: int = 10) -> AppTest:
 
 
 def decoded_frames(path: Path, size: int) -> np.ndarray:
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     raw = subprocess.run(command, capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, size, size, 3)
 
@@ -92,7 +103,10 @@ def test_render_finishes_with_a_video_and_downloads(dcgan):
 def test_quick_preview_shows_an_animated_gif(dcgan):
     app = short_clip(open_page(), seconds=2)
     app.button(key="preview").click().run()
-    run_until(app, lambda page: any(caption.startswith("Preview:") for image in page.get("image") for caption in image.captions))
+    run_until(
+        app,
+        lambda page: any(caption.startswith("Preview:") for image in page.get("image") for caption in image.captions),
+    )
     job = app.session_state["preview_job"]
     assert job.result.paths[0].suffix == ".gif" and job.frame_count < 20
 

@@ -72,12 +72,13 @@ with st.expander("Start a new run", expanded=False):
     st.caption("Runs as `" + " ".join(["python -m facegen train"] + browse.train_command(settings, runs_root / name)[4:]) + "`")
 
 # -- all runs ---------------------------------------------------------------------------------------------------
-summaries = runs.list_runs(runs_root)
-names = [summary.name for summary in summaries]
 pending = state.get("pending_run")
-if pending is not None and pending.run_dir.name in names:
-    state.run = pending.run_dir.name  # show the new run as soon as it has a run directory
+if pending is not None and runs.read_status(pending.run_dir):
+    state.run = pending.run_dir.name  # show the new run once it reports its state
     state.pending_run = pending = None
+# until then it is opening its data set: shown as starting below, not in the table as a run without a status
+summaries = [summary for summary in runs.list_runs(runs_root) if pending is None or summary.name != pending.run_dir.name]
+names = [summary.name for summary in summaries]
 
 st.subheader("Runs")
 st.caption(f"In {runs_root.resolve()}")
@@ -96,11 +97,11 @@ elif pending is None:
 
 @st.fragment(run_every=LIVE_REFRESH_SECONDS if pending is not None else None)
 def starting() -> None:
-    """A started run before its directory exists: the process is importing and opening the data set."""
+    """A started run before its first status: the process is importing PyTorch and opening the data set."""
     launched = state.get("pending_run")
     if launched is None:
         return
-    if launched.run_dir.is_dir():
+    if runs.read_status(launched.run_dir):
         st.rerun()
     if launched.exited:
         st.error(f"Run {launched.run_dir.name} ended before it began training:\n\n```\n{browse.log_tail(launched.log_path)}\n```")
@@ -128,9 +129,10 @@ def show_status(summary: runs.RunSummary) -> None:
     if summary.total_steps:
         st.progress(min(summary.step / summary.total_steps, 1.0))
     if summary.status == "crashed":
-        reason = status.get("message") or "its process is gone without recording why (killed, or the machine stopped)"
-        st.error(f"This run crashed at step {summary.step:,}: {reason}. Continue it from its last checkpoint with "
-                 f"`python -m facegen train --resume {summary.path}`.")
+        reason = status.get("message") or "its process is gone without recording why (killed, or the machine stopped)."
+        remedy = (f"Continue it from its last checkpoint: `python -m facegen train --resume {summary.path}`"
+                  if runs.list_checkpoints(summary.path) else "It wrote no checkpoint; fix the cause and start a new run.")
+        st.error(f"This run crashed at step {summary.step:,}: {reason.rstrip('.')}. {remedy}")
     if summary.status != "running":
         return
     if st.button("Stop", key="stop_run", help="Ends the run after the current step with a final checkpoint."):

@@ -172,3 +172,19 @@ def test_bad_new_run_settings_show_an_error_and_start_nothing(tmp_path, monkeypa
     assert_no_exception(app)
     assert any("Missing setting 'data'" in error.value for error in app.error)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_started_run_that_cannot_read_its_data_shows_as_crashed_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGEN_RUNS", str(tmp_path))
+    app = open_page()
+    app.selectbox(key="new_data_choice").set_value("Folder, zip or hf:OWNER/NAME…").run()
+    app.text_input(key="new_data_path").set_value(str(tmp_path / "no-such-folder"))
+    app.text_input(key="new_name").set_value("no-data")
+    app.button(key="start_run").click().run()
+    assert any(info.value.startswith("Starting no-data") for info in app.info)
+    wait_for(lambda: runs.read_status(tmp_path / "no-data").get("state") == "crashed", TIMEOUT_S, "the run to fail")
+    app.run()
+    assert_no_exception(app)
+    assert runs_table(app)["no-data"]["status"] == "crashed"
+    message = next(error.value for error in app.error if "crashed at step 0" in error.value)
+    assert "does not exist" in message and "no checkpoint" in message

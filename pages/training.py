@@ -69,7 +69,7 @@ with st.expander("Start a new run", expanded=False):
         if launched is not None:
             state.pending_run = launched
             st.toast(f"Started {name}: it trains in its own process and keeps going if you close this page.")
-    st.caption("Runs as `" + " ".join(["python -m facegen train"] + browse.train_command(settings, runs_root / name)[4:]) + "`")
+    st.caption(f"Runs `{browse.train_command_line(settings, runs_root / name.strip())}`")
 
 # -- all runs ---------------------------------------------------------------------------------------------------
 pending = state.get("pending_run")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
+from scipy.signal import lfilter
 
 from facegen.errors import FacegenError
 from facegen.images import resize_image
@@ -54,12 +56,10 @@ def smooth(values: np.ndarray, smoothing: float) -> np.ndarray:
     """Exponential moving average with TensorBoard's bias correction, so early points are not pulled towards 0."""
     if not 0 <= smoothing < 1:
         raise FacegenError(f"Smoothing {smoothing} is outside [0, 1). Use 0 for raw values, 0.9 for strong smoothing.")
-    smoothed = np.empty(len(values))
-    average = 0.0
-    for index, value in enumerate(values):
-        average = smoothing * average + (1 - smoothing) * value
-        smoothed[index] = average / (1 - smoothing ** (index + 1))
-    return smoothed
+    values = np.asarray(values, dtype=float)
+    # average_i = smoothing * average_(i-1) + (1 - smoothing) * value_i, from average_(-1) = 0, as a linear filter
+    average = lfilter([1 - smoothing], [1, -smoothing], values)
+    return average / (1 - smoothing ** np.arange(1, len(values) + 1))
 
 
 def metrics_frame(records: list[dict[str, Any]], names: list[str], x: str = "step", smoothing: float = 0.0) -> pd.DataFrame:
@@ -198,6 +198,11 @@ def train_command(settings: dict[str, Any], run_dir: Path) -> list[str]:
         else:
             command += [option, str(value)]
     return [*command, "--out", str(run_dir), "--no-progress"]
+
+
+def train_command_line(settings: dict[str, Any], run_dir: Path) -> str:
+    """The same command as a user would type it in a terminal."""
+    return shlex.join(["python", *train_command(settings, run_dir)[1:]])
 
 
 def check_run_name(name: str, runs_root: Path) -> Path:

@@ -157,3 +157,5 @@ def test_train_command_is_the_cli_with_the_settings_as_options(tmp_path):
     command = browse.train_command({"arch": "dcgan", "steps": 10, "mirror": False, "lr": None}, tmp_path / "r")
     assert command[1:] == ["-m", "facegen", "train", "--arch", "dcgan", "--steps", "10", "--no-mirror",
                            "--out", str(tmp_path / "r"), "--no-progress"]  # fmt: skip
+    line = browse.train_command_line({"arch": "dcgan", "data": "my faces/"}, tmp_path / "r")
+    assert line.startswith("python -m facegen train --arch dcgan --data 'my faces/' --out ")

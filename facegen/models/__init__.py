@@ -17,6 +17,7 @@ GENERATOR_ARCHITECTURES: dict[str, tuple[str, str, str]] = {
     "dcgan": ("facegen.models.dcgan", "DCGANConfig", "DCGANGenerator"),
     "cdcgan": ("facegen.models.cdcgan", "CDCGANConfig", "CDCGANGenerator"),
     "progan": ("facegen.models.progan", "ProGANConfig", "ProGANGenerator"),
+    "stylegan2": ("facegen.models.stylegan2", "StyleGAN2Config", "StyleGAN2Generator"),
 }
 
 

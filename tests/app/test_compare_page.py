@@ -59,6 +59,16 @@ def test_a_checkpoint_typed_by_hand_joins_the_comparison(page):
     assert [caption.split(" ")[0] for caption in row_captions(page)] == ["run:tiny@20", "digiface-dcgan64", "run:tiny@10"]
 
 
+def test_an_nvidia_network_with_another_latent_size_is_compared_and_the_caption_says_its_latents_differ(page):
+    stylegan2 = str(REPO_ROOT / "tests" / "fixtures" / "nvidia" / "sg2.pkl")
+    page.sidebar.text_area(key="more_models").set_value(stylegan2).run()
+    assert_no_exception(page)
+    assert row_captions(page)[2] == f"{stylegan2} (z_dim 128)"
+    summary = page.caption[0].value
+    assert "run:tiny@20, digiface-dcgan64 share latents (z_dim 100)" in summary
+    assert f"{stylegan2} has its own latents (z_dim 128)" in summary
+
+
 def test_a_missing_reference_folder_is_an_error_message(page, tmp_path):
     page.text_input(key="reference").set_value(str(tmp_path / "no-such-folder")).run()
     page.button(key="compute_metrics").click().run()

@@ -1,5 +1,5 @@
-"""Two browser sessions on one served app at the same time: one renders a comparison, the other browses a run and
-downloads its timelapse. Both must finish, and the download must be the run's grids as an MP4."""
+"""The Training and Compare pages in a real browser: what AppTest cannot show (timed self-updates, downloads, two
+sessions served at once)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import subprocess
 import imageio_ffmpeg
 import pytest
 
-from facegen.train import runs
+from facegen.train import browse, runs
 from tests.app.browser import chromium_page, served_app
-from tests.tiny_runs import train_tiny_run
+from tests.tiny_runs import TINY_SETTINGS, train_tiny_run, wait_for
 
 LOAD_TIMEOUT_MS = 120_000
 LOADED_IMAGES = """(count) => [...document.querySelectorAll('[data-testid="stImage"] img')]
@@ -49,3 +49,31 @@ def test_two_sessions_render_and_browse_at_once_and_the_timelapse_downloads(tmp_
     assert download.suggested_filename == "tiny-timelapse.mp4"
     assert saved.read_bytes()[4:8] == b"ftyp"
     assert mp4_frame_count(saved) == len(runs.list_sample_grids(runs_root / "tiny")) == 4
+
+
+@pytest.mark.slow
+def test_the_page_follows_a_live_run_by_itself_and_its_stop_button_ends_it(tmp_path, monkeypatch):
+    runs_root = tmp_path / "runs"
+    launched = browse.start_training_run({**TINY_SETTINGS, "steps": 1_000_000, "checkpoint_every": 1_000_000}, "live", runs_root)
+    monkeypatch.setenv("FACEGEN_RUNS", str(runs_root))
+    try:
+        wait_for(lambda: runs.read_metrics(launched.run_dir), 120, "the run's first metrics")
+        with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
+            page.goto(base_url)
+            page.get_by_role("link", name="Training").click()
+            step = page.get_by_test_id("stMetricValue").nth(1)
+            step.wait_for(timeout=LOAD_TIMEOUT_MS)
+            first = step.inner_text()
+            # no click, no reload: only the page's own timer can change the number
+            page.wait_for_function(
+                """(first) => document.querySelectorAll('[data-testid="stMetricValue"]')[1].innerText !== first""",
+                arg=first, timeout=LOAD_TIMEOUT_MS,
+            )
+            page.get_by_role("button", name="Stop").click()
+            page.get_by_test_id("stMetricValue").first.filter(has_text="stopped").wait_for(timeout=LOAD_TIMEOUT_MS)
+            wait_for(lambda: launched.exited, 60, "the training process to end")
+    finally:
+        if not launched.exited:
+            launched.process.kill()
+    assert runs.read_status(launched.run_dir)["state"] == "stopped"
+    assert len(runs.list_checkpoints(launched.run_dir)) == 1

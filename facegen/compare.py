@@ -45,7 +45,7 @@ class Comparison:
         """One sentence per latent size: which models saw identical latents, and which could not."""
         groups = self.latent_groups()
         if len(groups) == 1:
-            (z_dim, models), = groups.items()
+            ((z_dim, models),) = groups.items()
             return f"All {len(models)} models get the same latents for each seed (z_dim {z_dim})."
         notes = []
         for z_dim, models in groups.items():
@@ -53,8 +53,10 @@ class Comparison:
                 notes.append(f"{', '.join(models)} share latents (z_dim {z_dim})")
             else:
                 notes.append(f"{models[0]} has its own latents (z_dim {z_dim})")
-        return ("Latent sizes differ, so only models of one size see the same latents: " + "; ".join(notes) + ". "
-                "Across sizes, a seed means a different random vector.")
+        return (
+            "Latent sizes differ, so only models of one size see the same latents: " + "; ".join(notes) + ". "
+            "Across sizes, a seed means a different random vector."
+        )
 
 
 def display_size(generators: Sequence[Generator], requested: int | None = None) -> int:
@@ -84,11 +86,15 @@ def compare_models(
     if not seeds:
         raise FacegenError("Give at least one seed, e.g. 0-7.")
     size = display_size(generators, size)
-    latents_by_z_dim = {z_dim: latents_for_seeds(seeds, z_dim) for z_dim in {generator.z_dim for generator in generators}}
+    latents_by_z_dim = {
+        z_dim: latents_for_seeds(seeds, z_dim) for z_dim in {generator.z_dim for generator in generators}
+    }
     rows = []
     for generator in generators:
         faces = generator.sample(
-            latents=latents_by_z_dim[generator.z_dim], truncation_psi=truncation_psi, labels=comparison_labels(generator)
+            latents=latents_by_z_dim[generator.z_dim],
+            truncation_psi=truncation_psi,
+            labels=comparison_labels(generator),
         )
         shown = np.stack([resize_image(face, (size, size), resample) for face in faces])
         rows.append(ModelRow(generator.info.model_id, generator.resolution, generator.z_dim, shown))
@@ -111,7 +117,9 @@ def evaluate_models(
     and cached on disk by facegen.metrics, so later comparisons against it only render and measure the models."""
     results = []
     for index, generator in enumerate(generators):
-        report = None if progress is None else (lambda stage, done, total, index=index: progress(index, stage, done, total))
+        report = (
+            None if progress is None else (lambda stage, done, total, index=index: progress(index, stage, done, total))
+        )
         results.append(evaluate_generator(generator, reference, n, batch_size, report, extractor))
     return results
 

@@ -41,27 +41,54 @@ with st.expander("Start a new run", expanded=False):
     state.setdefault("new_name", f"faces-{time.strftime('%Y%m%d-%H%M%S')}")
     name = name_column.text_input("Run name", key="new_name", help="The run's folder in the runs folder.")
     arch = arch_column.selectbox("Architecture", ARCHITECTURES, key="new_arch")
-    data_choice = data_column.selectbox("Training images", DATA_CHOICES, key="new_data_choice",
-                                        help="demo:lfw ships with scikit-image; demo:digiface renders faces with the pretrained DCGAN.")
-    data = data_column.text_input("Path or hf:OWNER/NAME", key="new_data_path") if data_choice == DATA_CHOICES[-1] else data_choice
+    data_choice = data_column.selectbox(
+        "Training images",
+        DATA_CHOICES,
+        key="new_data_choice",
+        help="demo:lfw ships with scikit-image; demo:digiface renders faces with the pretrained DCGAN.",
+    )
+    data = (
+        data_column.text_input("Path or hf:OWNER/NAME", key="new_data_path")
+        if data_choice == DATA_CHOICES[-1]
+        else data_choice
+    )
     steps_column, batch_column, resolution_column = st.columns(3)
-    steps = steps_column.number_input("Steps", 1, 10_000_000, 2000, key="new_steps", help="Generator updates to train for.")
+    steps = steps_column.number_input(
+        "Steps", 1, 10_000_000, 2000, key="new_steps", help="Generator updates to train for."
+    )
     batch = batch_column.number_input("Batch", 1, 4096, 64, key="new_batch")
     resolutions = DCGAN_RESOLUTIONS if arch in DCGAN_FAMILY else PROGAN_RESOLUTIONS
-    resolution = resolution_column.selectbox("Resolution", resolutions, index=len(resolutions) - 1, key="new_resolution")
+    resolution = resolution_column.selectbox(
+        "Resolution", resolutions, index=len(resolutions) - 1, key="new_resolution"
+    )
     with st.expander("More settings"):
         every = st.columns(3)
         log_every = every[0].number_input("Log every (steps)", 1, 100_000, 10, key="new_log_every")
         sample_every = every[1].number_input("Sample grid every", 1, 1_000_000, 100, key="new_sample_every")
         checkpoint_every = every[2].number_input("Checkpoint every", 1, 1_000_000, 500, key="new_checkpoint_every")
         sizes = st.columns(3)
-        channels = sizes[0].number_input("Channels (DCGAN family)", 4, 1024, 64, key="new_channels",
-                                         help="Width of generator and discriminator; smaller trains faster on a CPU.")
+        channels = sizes[0].number_input(
+            "Channels (DCGAN family)",
+            4,
+            1024,
+            64,
+            key="new_channels",
+            help="Width of generator and discriminator; smaller trains faster on a CPU.",
+        )
         seed = sizes[1].number_input("Seed", 0, 2**31 - 1, 0, key="new_seed")
         device = sizes[2].text_input("Device", "auto", key="new_device", help="auto, cpu, cuda or cuda:N")
-    settings = dict(arch=arch, data=data, steps=int(steps), batch=int(batch), resolution=int(resolution),
-                    log_every=int(log_every), sample_every=int(sample_every), checkpoint_every=int(checkpoint_every),
-                    seed=int(seed), device=device.strip() or "auto")
+    settings = {
+        "arch": arch,
+        "data": data,
+        "steps": int(steps),
+        "batch": int(batch),
+        "resolution": int(resolution),
+        "log_every": int(log_every),
+        "sample_every": int(sample_every),
+        "checkpoint_every": int(checkpoint_every),
+        "seed": int(seed),
+        "device": device.strip() or "auto",
+    }
     if arch in DCGAN_FAMILY:
         settings.update(generator_channels=int(channels), discriminator_channels=int(channels))
     if st.button("Start training", key="start_run", type="primary"):
@@ -77,7 +104,9 @@ if pending is not None and runs.read_status(pending.run_dir):
     state.run = pending.run_dir.name  # show the new run once it reports its state
     state.pending_run = pending = None
 # until then it is opening its data set: shown as starting below, not in the table as a run without a status
-summaries = [summary for summary in runs.list_runs(runs_root) if pending is None or summary.name != pending.run_dir.name]
+summaries = [
+    summary for summary in runs.list_runs(runs_root) if pending is None or summary.name != pending.run_dir.name
+]
 names = [summary.name for summary in summaries]
 
 st.subheader("Runs")
@@ -91,8 +120,10 @@ if summaries:
         hide_index=True,
     )  # fmt: skip
 elif pending is None:
-    st.info("No runs yet. Start one above, or from a terminal: python -m facegen train --arch dcgan --data demo:lfw "
-            "--steps 2000 --out runs/my-faces")
+    st.info(
+        "No runs yet. Start one above, or from a terminal: python -m facegen train --arch dcgan --data demo:lfw "
+        "--steps 2000 --out runs/my-faces"
+    )
 
 
 @st.fragment(run_every=LIVE_REFRESH_SECONDS if pending is not None else None)
@@ -104,7 +135,9 @@ def starting() -> None:
     if runs.read_status(launched.run_dir):
         st.rerun()
     if launched.exited:
-        st.error(f"Run {launched.run_dir.name} ended before it began training:\n\n```\n{browse.log_tail(launched.log_path)}\n```")
+        st.error(
+            f"Run {launched.run_dir.name} ended before it began training:\n\n```\n{browse.log_tail(launched.log_path)}\n```"
+        )
         return
     st.info(f"Starting {launched.run_dir.name}… (loading PyTorch and the training images)")
 
@@ -130,8 +163,11 @@ def show_status(summary: runs.RunSummary) -> None:
         st.progress(min(summary.step / summary.total_steps, 1.0))
     if summary.status == "crashed":
         reason = status.get("message") or "its process is gone without recording why (killed, or the machine stopped)."
-        remedy = (f"Continue it from its last checkpoint: `python -m facegen train --resume {summary.path}`"
-                  if runs.list_checkpoints(summary.path) else "It wrote no checkpoint; fix the cause and start a new run.")
+        remedy = (
+            f"Continue it from its last checkpoint: `python -m facegen train --resume {summary.path}`"
+            if runs.list_checkpoints(summary.path)
+            else "It wrote no checkpoint; fix the cause and start a new run."
+        )
         st.error(f"This run crashed at step {summary.step:,}: {reason.rstrip('.')}. {remedy}")
     if summary.status != "running":
         return
@@ -148,7 +184,12 @@ def show_metrics(summary: runs.RunSummary) -> None:
         st.info("No metrics logged yet.")
         return
     controls = st.columns([3, 1, 1, 1])
-    chosen = controls[0].multiselect("Metrics", available, default=[name for name in available if name.startswith("loss")] or available[:1], key="metrics")
+    chosen = controls[0].multiselect(
+        "Metrics",
+        available,
+        default=[name for name in available if name.startswith("loss")] or available[:1],
+        key="metrics",
+    )
     x = controls[1].radio("x axis", list(browse.X_AXES), format_func=browse.X_AXES.get, key="x_axis")
     smoothing = controls[2].slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="smoothing")
     log_scale = controls[3].checkbox("Log scale", key="log_scale")
@@ -156,8 +197,9 @@ def show_metrics(summary: runs.RunSummary) -> None:
     if not frame.empty:
         st.altair_chart(metrics_chart(frame, x, browse.X_AXES[x], log_scale), width="stretch")
     latest = records[-1]
-    st.caption(" · ".join(f"{name} {latest[name]:.4g}" for name in available if name in latest)
-               + f" (step {latest['step']:,})")
+    st.caption(
+        " · ".join(f"{name} {latest[name]:.4g}" for name in available if name in latest) + f" (step {latest['step']:,})"
+    )
 
 
 def show_samples(summary: runs.RunSummary) -> None:
@@ -171,8 +213,12 @@ def show_samples(summary: runs.RunSummary) -> None:
     step = st.select_slider("Sample grid at step", steps, key="grid_step") if len(steps) > 1 else steps[0]
     state.grid_follows_latest = step == steps[-1]
     grid = grids[steps.index(step)]
-    st.image(str(grid.path), caption=f"step {step:,}: seeds 0-{runs.read_config(summary.path).get('sample_count', 16) - 1}",
-             output_format="PNG", width=GRID_WIDTH)
+    st.image(
+        str(grid.path),
+        caption=f"step {step:,}: seeds 0-{runs.read_config(summary.path).get('sample_count', 16) - 1}",
+        output_format="PNG",
+        width=GRID_WIDTH,
+    )
 
 
 def show_timelapse(summary: runs.RunSummary) -> None:
@@ -183,8 +229,15 @@ def show_timelapse(summary: runs.RunSummary) -> None:
     if columns[2].button(f"Build timelapse of {len(grids)} grids", key="build_timelapse", disabled=not grids):
         out_path = Path(state.timelapse_dir) / f"{summary.name}-{grids[-1].step:08d}-{fps}.mp4"
         bar = st.progress(0.0, text="Encoding…")
-        timelapse = run_or_show_error(lambda: browse.build_timelapse(
-            summary.path, out_path, fps, label_steps, lambda done, total: bar.progress(done / total, text=f"Encoding grid {done} of {total}")))
+        timelapse = run_or_show_error(
+            lambda: browse.build_timelapse(
+                summary.path,
+                out_path,
+                fps,
+                label_steps,
+                lambda done, total: bar.progress(done / total, text=f"Encoding grid {done} of {total}"),
+            )
+        )
         bar.empty()
         if timelapse is not None:
             state.timelapse = (summary.name, timelapse)
@@ -192,10 +245,24 @@ def show_timelapse(summary: runs.RunSummary) -> None:
     if shown is None or shown[0] != summary.name:
         return
     timelapse = shown[1]
-    st.video(str(timelapse.path), format="video/mp4", loop=True, autoplay=True, muted=True, width=min(768, max(384, timelapse.frame_size[0])))
-    st.download_button("Download timelapse (MP4)", timelapse.path.read_bytes(), f"{summary.name}-timelapse.mp4", "video/mp4",
-                       key="download_timelapse")
-    st.caption(f"{len(timelapse.steps)} grids, steps {timelapse.steps[0]:,}-{timelapse.steps[-1]:,}, {timelapse.frame_size[0]}x{timelapse.frame_size[1]}")
+    st.video(
+        str(timelapse.path),
+        format="video/mp4",
+        loop=True,
+        autoplay=True,
+        muted=True,
+        width=min(768, max(384, timelapse.frame_size[0])),
+    )
+    st.download_button(
+        "Download timelapse (MP4)",
+        timelapse.path.read_bytes(),
+        f"{summary.name}-timelapse.mp4",
+        "video/mp4",
+        key="download_timelapse",
+    )
+    st.caption(
+        f"{len(timelapse.steps)} grids, steps {timelapse.steps[0]:,}-{timelapse.steps[-1]:,}, {timelapse.frame_size[0]}x{timelapse.frame_size[1]}"
+    )
 
 
 @st.cache_data(max_entries=32, show_spinner="Sampling…")
@@ -206,18 +273,30 @@ def checkpoint_faces(model_spec: str) -> object:
 def show_checkpoints(summary: runs.RunSummary) -> None:
     checkpoints = runs.list_checkpoints(summary.path)
     if not checkpoints:
-        st.info(f"No checkpoint yet; the first is written at step {runs.read_config(summary.path).get('checkpoint_every', '?')}.")
+        st.info(
+            f"No checkpoint yet; the first is written at step {runs.read_config(summary.path).get('checkpoint_every', '?')}."
+        )
         return
     for checkpoint in reversed(checkpoints):
         label, sample, keep = st.columns([3, 1, 1], vertical_alignment="center")
-        notes = [note for note, present in (("EMA generator", checkpoint.has_ema), ("resumable", checkpoint.resumable)) if present]
-        label.markdown(f"**step {checkpoint.step:,}** · {', '.join(notes) or 'generator only'} · `run:{summary.name}@{checkpoint.step}`")
+        notes = [
+            note
+            for note, present in (("EMA generator", checkpoint.has_ema), ("resumable", checkpoint.resumable))
+            if present
+        ]
+        label.markdown(
+            f"**step {checkpoint.step:,}** · {', '.join(notes) or 'generator only'} · `run:{summary.name}@{checkpoint.step}`"
+        )
         if sample.button("Sample from this", key=f"sample_{summary.name}_{checkpoint.step}"):
             state.sampled_checkpoint = (summary.name, checkpoint.step)
-        marked = keep.checkbox("Keep", checkpoint.marked, key=f"keep_{summary.name}_{checkpoint.step}",
-                               help="Kept checkpoints are never pruned, however many newer ones the run writes.")
+        marked = keep.checkbox(
+            "Keep",
+            checkpoint.marked,
+            key=f"keep_{summary.name}_{checkpoint.step}",
+            help="Kept checkpoints are never pruned, however many newer ones the run writes.",
+        )
         if marked != checkpoint.marked:
-            run_or_show_error(lambda: runs.mark_checkpoint(summary.path, checkpoint.step, marked))
+            run_or_show_error(lambda step=checkpoint.step, keep=marked: runs.mark_checkpoint(summary.path, step, keep))
     sampled = state.get("sampled_checkpoint")
     if sampled is not None and sampled[0] == summary.name:
         spec = f"run:{summary.name}@{sampled[1]}"
@@ -230,7 +309,9 @@ def show_checkpoints(summary: runs.RunSummary) -> None:
 def run_detail() -> None:
     summary = runs.summarize_run(run_dir)
     show_status(summary)
-    metrics_tab, samples_tab, checkpoints_tab, config_tab, log_tab = st.tabs(["Metrics", "Samples", "Checkpoints", "Config", "Log"])
+    metrics_tab, samples_tab, checkpoints_tab, config_tab, log_tab = st.tabs(
+        ["Metrics", "Samples", "Checkpoints", "Config", "Log"]
+    )
     with metrics_tab:
         show_metrics(summary)
     with samples_tab:
@@ -240,8 +321,13 @@ def run_detail() -> None:
         show_checkpoints(summary)
     with config_tab:
         st.json(runs.read_config(run_dir))
-        st.download_button("Download config.json", json.dumps(runs.read_config(run_dir), indent=2), f"{summary.name}-config.json",
-                           "application/json", key="download_config")
+        st.download_button(
+            "Download config.json",
+            json.dumps(runs.read_config(run_dir), indent=2),
+            f"{summary.name}-config.json",
+            "application/json",
+            key="download_config",
+        )
     with log_tab:
         log = browse.log_tail(browse.training_log_path(run_dir), lines=200)
         st.code(log or "No log: this run was not started from the app (its terminal showed the output).", language=None)

@@ -47,7 +47,9 @@ def test_faces_are_the_models_own_faces_for_those_seeds_at_one_display_size():
 
 
 def test_a_model_with_another_latent_size_is_named_in_the_note():
-    comparison = compare_models([tiny_dcgan("a", 8, 32, 0), tiny_dcgan("b", 8, 32, 1), tiny_dcgan("wide", 16, 32, 2)], [5])
+    comparison = compare_models(
+        [tiny_dcgan("a", 8, 32, 0), tiny_dcgan("b", 8, 32, 1), tiny_dcgan("wide", 16, 32, 2)], [5]
+    )
     note = comparison.latent_note()
     assert "Latent sizes differ" in note
     assert "a, b share latents (z_dim 8)" in note and "wide has its own latents (z_dim 16)" in note
@@ -72,8 +74,13 @@ def test_quality_rows_rank_models_by_fid_against_a_reference_folder(dcgan, tmp_p
         Image.fromarray(face).save(reference / f"{index:02d}.png")
     untrained = tiny_dcgan("untrained", 100, 64, 0)
     reports = []
-    results = evaluate_models([untrained, dcgan], str(reference), 8, InceptionFeatures.load(),
-                              lambda model, stage, done, total: reports.append((model, stage, done, total)))
+    results = evaluate_models(
+        [untrained, dcgan],
+        str(reference),
+        8,
+        InceptionFeatures.load(),
+        lambda model, stage, done, total: reports.append((model, stage, done, total)),
+    )
     rows = quality_table(results)
     assert [row["model"] for row in rows] == [dcgan.info.model_id, "untrained"]
     assert rows[0]["FID"] < rows[1]["FID"] and rows[0]["KID"] < rows[1]["KID"]

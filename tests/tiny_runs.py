@@ -31,7 +31,9 @@ def cli_options(settings: dict) -> list[str]:
 
 def train_tiny_run(run_dir: Path, steps: int = 20) -> Path:
     """A finished run through the real `python -m facegen train`: grids every 5 steps, checkpoints every 10."""
-    completed = run_cli("train", *cli_options(TINY_SETTINGS), "--steps", str(steps), "--out", str(run_dir), "--no-progress")
+    completed = run_cli(
+        "train", *cli_options(TINY_SETTINGS), "--steps", str(steps), "--out", str(run_dir), "--no-progress"
+    )
     assert completed.returncode == 0, completed.stderr
     return run_dir
 

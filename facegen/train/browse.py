@@ -62,7 +62,9 @@ def smooth(values: np.ndarray, smoothing: float) -> np.ndarray:
     return average / (1 - smoothing ** np.arange(1, len(values) + 1))
 
 
-def metrics_frame(records: list[dict[str, Any]], names: list[str], x: str = "step", smoothing: float = 0.0) -> pd.DataFrame:
+def metrics_frame(
+    records: list[dict[str, Any]], names: list[str], x: str = "step", smoothing: float = 0.0
+) -> pd.DataFrame:
     """Long-form table for a chart: one row per (record, metric) with the raw and the smoothed value.
 
     Each metric is smoothed over the records that hold it, so a metric logged only at some steps is not mixed with
@@ -72,7 +74,11 @@ def metrics_frame(records: list[dict[str, Any]], names: list[str], x: str = "ste
         raise FacegenError(f"Unknown x axis {x!r}. Choose one of: {', '.join(X_AXES)}.")
     pieces = []
     for name in names:
-        points = [(record[x], record[name]) for record in records if isinstance(record.get(name), (int, float)) and x in record]
+        points = [
+            (record[x], record[name])
+            for record in records
+            if isinstance(record.get(name), (int, float)) and x in record
+        ]
         if not points:
             continue
         xs, values = np.array(points, dtype=float).T
@@ -112,14 +118,20 @@ def _step_label(frame: np.ndarray, step: int) -> np.ndarray:
     return np.asarray(image)
 
 
-def timelapse_frames(grids: list[runs.SampleGrid], frame_size: tuple[int, int], label_steps: bool) -> Iterator[np.ndarray]:
+def timelapse_frames(
+    grids: list[runs.SampleGrid], frame_size: tuple[int, int], label_steps: bool
+) -> Iterator[np.ndarray]:
     """Each grid at the frame size, read one at a time. Grids that grew (ProGAN) are resized up to the final one."""
     width, height = frame_size
     for grid in grids:
         with Image.open(grid.path) as image:
             pixels = np.asarray(image.convert("RGB"))
         # whole-factor enlargements keep the pixels sharp; others (a ProGAN grid from an earlier stage) are resampled
-        exact = width % pixels.shape[1] == 0 and height % pixels.shape[0] == 0 and width // pixels.shape[1] == height // pixels.shape[0]
+        exact = (
+            width % pixels.shape[1] == 0
+            and height % pixels.shape[0] == 0
+            and width // pixels.shape[1] == height // pixels.shape[0]
+        )
         frame = resize_image(pixels, (width, height), "nearest" if exact else "lanczos")
         yield np.ascontiguousarray(_step_label(frame, grid.step) if label_steps else frame)
 
@@ -228,7 +240,10 @@ def start_training_run(settings: dict[str, Any], name: str, runs_root: str | Pat
     runs_root.mkdir(parents=True, exist_ok=True)
     command = train_command(settings, run_dir)
     log_path = training_log_path(run_dir)
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -267,4 +282,3 @@ def log_tail(log_path: str | Path, lines: int = 40) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
-

@@ -23,7 +23,11 @@ def metrics_chart(frame: pd.DataFrame, x: str, x_title: str, log_scale: bool = F
     raw = base.mark_line(opacity=0.25).encode(y=alt.Y("value:Q", scale=scale, title=None))
     smoothed = base.mark_line().encode(
         y=alt.Y("smoothed:Q", scale=scale, title=None),
-        tooltip=[alt.Tooltip(f"{x}:Q", title=x_title, format=","), "metric:N", alt.Tooltip("value:Q", format=".4g"),
-                 alt.Tooltip("smoothed:Q", format=".4g")],
+        tooltip=[
+            alt.Tooltip(f"{x}:Q", title=x_title, format=","),
+            "metric:N",
+            alt.Tooltip("value:Q", format=".4g"),
+            alt.Tooltip("smoothed:Q", format=".4g"),
+        ],
     )
     return (raw + smoothed).properties(height=height).interactive(bind_y=False)

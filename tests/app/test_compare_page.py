@@ -56,7 +56,11 @@ def test_own_run_and_pretrained_model_show_faces_for_the_same_seeds(page):
 def test_a_checkpoint_typed_by_hand_joins_the_comparison(page):
     page.sidebar.text_area(key="more_models").set_value("run:tiny@10").run()
     assert_no_exception(page)
-    assert [caption.split(" ")[0] for caption in row_captions(page)] == ["run:tiny@20", "digiface-dcgan64", "run:tiny@10"]
+    assert [caption.split(" ")[0] for caption in row_captions(page)] == [
+        "run:tiny@20",
+        "digiface-dcgan64",
+        "run:tiny@10",
+    ]
 
 
 def test_an_nvidia_network_with_another_latent_size_is_compared_and_the_caption_says_its_latents_differ(page):

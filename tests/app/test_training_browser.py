@@ -18,7 +18,20 @@ LOADED_IMAGES = """(count) => [...document.querySelectorAll('[data-testid="stIma
 
 
 def mp4_frame_count(path) -> int:
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-f",
+        "null",
+        "-",
+    ]
     completed = subprocess.run(command + ["-stats"], capture_output=True, text=True, check=True)
     return int(completed.stderr.rsplit("frame=", 1)[1].split()[0])
 
@@ -54,7 +67,9 @@ def test_two_sessions_render_and_browse_at_once_and_the_timelapse_downloads(tmp_
 @pytest.mark.slow
 def test_the_page_follows_a_live_run_by_itself_and_its_stop_button_ends_it(tmp_path, monkeypatch):
     runs_root = tmp_path / "runs"
-    launched = browse.start_training_run({**TINY_SETTINGS, "steps": 1_000_000, "checkpoint_every": 1_000_000}, "live", runs_root)
+    launched = browse.start_training_run(
+        {**TINY_SETTINGS, "steps": 1_000_000, "checkpoint_every": 1_000_000}, "live", runs_root
+    )
     monkeypatch.setenv("FACEGEN_RUNS", str(runs_root))
     try:
         wait_for(lambda: runs.read_metrics(launched.run_dir), 120, "the run's first metrics")
@@ -67,7 +82,8 @@ def test_the_page_follows_a_live_run_by_itself_and_its_stop_button_ends_it(tmp_p
             # no click, no reload: only the page's own timer can change the number
             page.wait_for_function(
                 """(first) => document.querySelectorAll('[data-testid="stMetricValue"]')[1].innerText !== first""",
-                arg=first, timeout=LOAD_TIMEOUT_MS,
+                arg=first,
+                timeout=LOAD_TIMEOUT_MS,
             )
             page.get_by_role("button", name="Stop").click()
             page.get_by_test_id("stMetricValue").first.filter(has_text="stopped").wait_for(timeout=LOAD_TIMEOUT_MS)

@@ -84,7 +84,7 @@ def test_timelapse_is_built_on_demand_and_offered_for_download(page):
     assert not [button for button in page.get("download_button") if button.label.startswith("Download timelapse")]
     page.button(key="build_timelapse").click().run()
     assert_no_exception(page)
-    assert [button.label for button in page.get("download_button")][0] == "Download timelapse (MP4)"
+    assert next(button.label for button in page.get("download_button")) == "Download timelapse (MP4)"
     name, timelapse = page.session_state["timelapse"]
     assert name == "tiny" and timelapse.steps == (5, 10, 15, 20)
     assert timelapse.path.stat().st_size > 1000

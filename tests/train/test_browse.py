@@ -25,7 +25,18 @@ def finished_run(tmp_path_factory):
 
 
 def decoded_frames(path, width: int, height: int) -> np.ndarray:
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     raw = subprocess.run(command, capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
 
@@ -73,7 +84,10 @@ def test_timelapse_shows_every_grid_of_a_run(finished_run, tmp_path):
     assert height >= browse.MIN_TIMELAPSE_HEIGHT and width % 2 == 0 and height % 2 == 0
     frames = decoded_frames(timelapse.path, width, height).astype(float)
     assert len(frames) == len(grids)
-    expected = [resize_image(np.asarray(Image.open(grid.path).convert("RGB")), (width, height), "nearest").astype(float) for grid in grids]
+    expected = [
+        resize_image(np.asarray(Image.open(grid.path).convert("RGB")), (width, height), "nearest").astype(float)
+        for grid in grids
+    ]
     for frame, grid in zip(frames, expected):
         assert np.abs(frame - grid).mean() < 4, "the frame is far from its grid: colours or scaling went wrong"
     assert json.loads(mp4_metadata(timelapse.path)["comment"])["steps"] == [5, 10, 15, 20]
@@ -87,7 +101,9 @@ def test_timelapse_labels_each_frame_with_its_step(finished_run, tmp_path):
     corner = (slice(None), slice(0, 8), slice(0, 8))
     assert np.abs(plain_frames[corner].astype(int) - labelled_frames[corner]).mean() > 20, "no label box in the corner"
     bottom = (slice(None), slice(size[1] // 2, None))
-    assert np.abs(plain_frames[bottom].astype(int) - labelled_frames[bottom]).mean() < 3, "the label covers more than a corner"
+    assert np.abs(plain_frames[bottom].astype(int) - labelled_frames[bottom]).mean() < 3, (
+        "the label covers more than a corner"
+    )
 
 
 def test_timelapse_plays_grids_in_step_order_and_scales_grids_that_grew_to_the_final_size(tmp_path):

@@ -128,6 +128,7 @@ def test_timelapse_of_a_run_without_grids_says_to_wait(tmp_path):
 
 
 # -- starting and stopping --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_started_run_trains_in_its_own_process_and_stops_with_a_final_checkpoint(tmp_path):
     settings = {**TINY_SETTINGS, "steps": 100_000, "checkpoint_every": 100_000}
     launched = browse.start_training_run(settings, "live", tmp_path)

@@ -18,6 +18,7 @@ GENERATOR_ARCHITECTURES: dict[str, tuple[str, str, str]] = {
     "cdcgan": ("facegen.models.cdcgan", "CDCGANConfig", "CDCGANGenerator"),
     "progan": ("facegen.models.progan", "ProGANConfig", "ProGANGenerator"),
     "stylegan2": ("facegen.models.stylegan2", "StyleGAN2Config", "StyleGAN2Generator"),
+    "stylegan3": ("facegen.models.stylegan3", "StyleGAN3Config", "StyleGAN3Generator"),
 }
 
 

@@ -132,6 +132,13 @@ def fixed_labels(config: TrainConfig, attributes: torch.Tensor | None) -> np.nda
     return attributes[torch.from_numpy(rows)].float().numpy()
 
 
+def never_trained(run_dir: Path) -> bool:
+    """A run that crashed before its first step (e.g. its data could not be read): nothing in it is worth keeping."""
+    names = {entry.name for entry in run_dir.iterdir()}
+    status = runs.read_status(run_dir)
+    return names <= {runs.CONFIG_FILE, runs.STATUS_FILE} and status.get("state") == "crashed" and not status.get("step")
+
+
 class RunLoop:
     """Drives one run (fresh or resumed); only the writer process (rank 0) touches the run directory."""
 
@@ -172,11 +179,17 @@ class RunLoop:
         return dataset
 
     def check_run_dir_is_new(self) -> None:
-        if not self.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise FacegenError(
-                f"{self.run_dir} already holds files. Continue that run with `train --resume {self.run_dir}`, or "
-                "choose a new --out folder."
-            )
+        """A fresh run needs an empty folder, or the remains of a run that failed before its first step."""
+        if self.resume or not self.run_dir.exists() or not any(self.run_dir.iterdir()):
+            return
+        if never_trained(self.run_dir):
+            for leftover in (runs.CONFIG_FILE, runs.STATUS_FILE):
+                (self.run_dir / leftover).unlink(missing_ok=True)
+            return
+        raise FacegenError(
+            f"{self.run_dir} already holds files. Continue that run with `train --resume {self.run_dir}`, or "
+            "choose a new --out folder."
+        )
 
     def take_run_dir(self) -> None:
         """Create (or, resuming, clean up) the run directory; from here on its status reports this process."""
@@ -209,12 +222,10 @@ class RunLoop:
         try:
             if self.writer:
                 self.check_run_dir_is_new()
-            # the run directory appears only once data and networks are ready, so a typo leaves nothing behind
-            dataset = self.open_dataset()
-            trainer = build_trainer(self.config, self.device, self.context, tuple(dataset.attribute_names or ()))
-            if self.writer:
                 self.take_run_dir()
             distributed.barrier(self.context)
+            dataset = self.open_dataset()
+            trainer = build_trainer(self.config, self.device, self.context, tuple(dataset.attribute_names or ()))
             progress = self.restore(trainer)
             if self.writer:
                 self.write_status("running", progress.step)

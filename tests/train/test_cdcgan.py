@@ -1,5 +1,6 @@
 """Attribute-conditioned DCGAN: trained on CelebA-style labels, its checkpoints tell the app to offer toggles."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -74,4 +75,8 @@ def test_a_dataset_without_attributes_is_refused_with_the_fix(face_folder, tmp_p
                                  cache_dir=str(tmp_path / "cache"), **TINY))  # fmt: skip
     with pytest.raises(FacegenError, match="cdcgan learns from attribute labels.*or train --arch dcgan"):
         start_run(config, config.out, progress=False)
-    assert not (tmp_path / "run").exists(), "nothing is left behind, so the same --out works after the fix"
+    status = runs.read_status(tmp_path / "run")
+    assert status["state"] == "crashed" and "attribute labels" in status["message"], "the Training page shows why"
+
+    fixed = dataclasses.replace(config, arch="dcgan", steps=1)
+    assert start_run(fixed, config.out, progress=False).state == "finished", "a run that never trained is replaced"

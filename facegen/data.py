@@ -616,7 +616,7 @@ def _lfw_images() -> Iterator[_RawImage]:
     if faces.dtype != np.uint8:  # documented as uint8, but scikit-image 0.26 returns float64 in [0, 1]
         faces = np.clip(np.rint(faces * 255), 0, 255).astype(np.uint8)
     for index, face in enumerate(faces):
-        yield _RawImage(f"lfw_subset[{index}]", lambda face=face: Image.fromarray(face, "L"))
+        yield _RawImage(f"lfw_subset[{index}]", lambda face=face: Image.fromarray(face))
 
 
 def _digiface_generator() -> Generator:
@@ -683,7 +683,7 @@ def _to_rgb(image: Image.Image) -> tuple[Image.Image, str | None]:
         # dividing by 257 maps 0..65535 onto 0..255 exactly
         wide = np.asarray(image, dtype=np.float64)
         eight_bit = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(eight_bit, "L").convert("RGB"), "16-bit"
+        return Image.fromarray(eight_bit).convert("RGB"), "16-bit"
     if mode == "CMYK":
         return image.convert("RGB"), "cmyk"
     if mode == "P":

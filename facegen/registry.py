@@ -13,6 +13,7 @@ from __future__ import annotations
 import pickle
 import shutil
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,29 +294,50 @@ def load_catalog_model(entry: CatalogEntry, device: str = "cpu", progress: hub.P
 FILE_SUFFIXES = (".pkl", ".safetensors", ".pt", ".pth", ".tar", ".ckpt")
 
 
+SNIFF_BYTES = 1 << 16
+NVIDIA_MARKERS = (b"torch_utils.persistence", b"torch_utils\npersistence", b"_reconstruct_persistent_obj")
+# NVIDIA's TensorFlow ProGAN pickle starts with its network class, tfutil.Network (protocol 2-3 and 4+ spellings)
+TF_PROGAN_MARKERS = (b"tfutil\nNetwork\n", b"\x8c\x06tfutil")
+# pytorch_GAN_zoo's generator state dicts: the 4x4 "format" layer and the first scale's group
+FACEBOOK_PGAN_MARKERS = (b"formatLayer.", b"groupScale0.")
 # legacy (pre-zip) torch.save files start with the pickled magic number 0x1950a86a20f9469cfc6c
 LEGACY_TORCH_HEAD = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
 
 
 def sniff_format(path: Path) -> str:
-    """Tell the weights format from the file's first bytes and name, and the names its pickle mentions."""
+    """Tell the weights format from the file's name and first bytes, without unpickling anything."""
     with open(path, "rb") as handle:
-        head = handle.read(16)
+        head = handle.read(SNIFF_BYTES)
     if not head:
         raise CorruptFileError(f"{path} is empty (0 bytes). Re-download it.")
     if path.suffix == ".safetensors":
         return "facegen"
-    if head.startswith(b"PK") or head.startswith(LEGACY_TORCH_HEAD):
-        from facegen.formats.facebook_pgan import is_facebook_pgan
-
-        return "facebook-pgan" if is_facebook_pgan(path) else "torch-dcgan"
+    if head.startswith(LEGACY_TORCH_HEAD):
+        # the state dicts' names lie in the pickle before the tensor data
+        return "facebook-pgan" if all(marker in head for marker in FACEBOOK_PGAN_MARKERS) else "torch-dcgan"
+    if head.startswith(b"PK"):
+        # torch.save zip: an NVIDIA snapshot saved this way names NVIDIA's persistence module in data.pkl
+        if _zip_pickle_mentions(path, NVIDIA_MARKERS):
+            return "nvidia-pickle"
+        return "facebook-pgan" if _zip_pickle_mentions(path, FACEBOOK_PGAN_MARKERS, every=True) else "torch-dcgan"
     if head.startswith(b"\x80"):
-        from facegen.formats.tf_progan import is_tf_progan
-
-        return "tf-progan" if is_tf_progan(path) else "nvidia-pickle"
+        return "tf-progan" if any(marker in head[:64] for marker in TF_PROGAN_MARKERS) else "nvidia-pickle"
     raise CorruptFileError(
         f"{path} is not a weights file facegen can read (not a pickle, torch checkpoint or safetensors file)."
     )
+
+
+def _zip_pickle_mentions(path: Path, markers: tuple[bytes, ...], every: bool = False) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
+            if not pickles:
+                return False
+            with archive.open(pickles[0]) as member:
+                head = member.read(SNIFF_BYTES)
+    except zipfile.BadZipFile:
+        return False
+    return (all if every else any)(marker in head for marker in markers)
 
 
 def load_weights_file(

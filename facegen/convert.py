@@ -4,9 +4,10 @@ The first load of an NVIDIA pickle, a TensorFlow ProGAN pickle or a PyTorch `.pt
 maps its names onto facegen's modules. That result is written beside the download as `converted.safetensors` +
 `converted.json` (`facegen.formats.checkpoint`), so later loads read tensors and JSON only: no pickle is opened.
 
-The JSON records the sha256 of the file it was converted from (`info.file_sha256`); a re-fetched or replaced
-source invalidates the conversion. The converted file's own sha256 is recorded beside it and checked on every
-load, like every other file in the cache.
+The JSON records the sha256 and size of the file it was converted from (`info.converted_from`): a re-fetched,
+replaced or truncated source invalidates the conversion, and the next load verifies the source again (fetching it
+anew when damaged). The converted file's own sha256 is recorded beside it and checked on every load, like every
+other file in the cache.
 """
 
 from __future__ import annotations
@@ -35,28 +36,29 @@ def architecture_of(network: nn.Module) -> str:
     raise ValueError(f"{type(network).__qualname__} is not a registered generator architecture")
 
 
-def save_converted(generator: Generator, path: Path) -> Path:
-    """Write `generator` as an own checkpoint at `path` (+ .json), its sha256 recorded beside it."""
+def save_converted(generator: Generator, path: Path, source: Path) -> Path:
+    """Write `generator`, read from `source`, as an own checkpoint at `path` (+ .json), its sha256 beside it."""
     network = generator.exportable_network
     info = dataclasses.asdict(generator.info)
     info["extra"] = _json_safe(info["extra"])
+    info["converted_from"] = _source_facts(source)
     checkpoint.save_generator(path, network, architecture_of(network), network.config, info)
     path.with_name(path.name + ".sha256").write_text(hub.sha256_file(path) + "\n")
     return path
 
 
-def load_converted(path: Path, source_sha256: str | None, model_id: str, device: str = "cpu") -> Generator | None:
-    """The converted Generator, or None when there is none yet, it was made from another source file, or it is
-    damaged (then it is deleted, to be converted again)."""
+def load_converted(path: Path, source: Path, model_id: str, device: str = "cpu") -> Generator | None:
+    """The Generator converted from `source`, or None when there is none yet, it was made from another (or a since
+    damaged) source file, or it is damaged itself (then it is deleted, to be converted again)."""
     config_path = checkpoint.config_path_for(path)
-    if source_sha256 is None or not path.exists() or not config_path.exists():
+    if not (path.exists() and config_path.exists() and source.exists()):
         return None
     try:
-        converted_from = json.loads(config_path.read_text()).get("info", {}).get("file_sha256")
+        converted_from = json.loads(config_path.read_text()).get("info", {}).get("converted_from")
     except json.JSONDecodeError:
         converted_from = None
     recorded = hub.recorded_sha256(path)
-    if converted_from != source_sha256 or recorded is None or hub.sha256_file(path) != recorded:
+    if converted_from != _source_facts(source) or recorded is None or hub.sha256_file(path) != recorded:
         discard_converted(path)
         return None
     try:
@@ -69,6 +71,11 @@ def load_converted(path: Path, source_sha256: str | None, model_id: str, device:
 def discard_converted(path: Path) -> None:
     for stale in (path, checkpoint.config_path_for(path), path.with_name(path.name + ".sha256")):
         stale.unlink(missing_ok=True)
+
+
+def _source_facts(source: Path) -> dict[str, Any]:
+    """What identifies the source without reading it: its recorded sha256 and its size (a cheap truncation check)."""
+    return {"sha256": hub.recorded_sha256(source), "size_bytes": source.stat().st_size}
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:

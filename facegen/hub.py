@@ -176,20 +176,30 @@ def download_url(
         try:
             if _download_attempt(url, partial, expected_size, progress):
                 return partial
-            problem = f"the connection closed after {partial.stat().st_size:,} bytes" + (
-                f" of {expected_size:,}" if expected_size else ""
-            )
+            problem = _cut_short(partial, expected_size)
+        except FetchError:
+            discard_partial(destination)  # an answer no retry changes: whatever arrived is not the file
+            raise
         except _RetryableResponse as error:
             problem = str(error)
         except (requests.RequestException, OSError) as error:
-            timed_out = isinstance(error, requests.Timeout) or "timed out" in str(error).lower()
-            problem = f"no answer from the host for {DOWNLOAD_TIMEOUT_S:g} s" if timed_out else _short(error)
+            if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
+                problem = f"no answer from the host for {DOWNLOAD_TIMEOUT_S:g} s"
+            elif isinstance(error, requests.exceptions.ChunkedEncodingError):
+                problem = _cut_short(partial, expected_size)
+            else:
+                problem = _short(error)
         if attempt + 1 < attempts:
             time.sleep(min(RETRY_PAUSE_S * 2.0**attempt, 8.0))
     raise FetchError(
-        f"Could not download {url}: {problem} (after {attempts} attempts). The host may be down or slow; try again "
-        "later (the download resumes where it stopped)."
+        f"Could not download {url}: {problem} (after {attempts} attempt{'s' if attempts > 1 else ''}). The host may "
+        "be down or slow; try again later (the download resumes where it stopped)."
     )
+
+
+def _cut_short(partial: Path, expected_size: int | None) -> str:
+    have = partial.stat().st_size if partial.exists() else 0
+    return f"the connection closed after {have:,} bytes" + (f" of {expected_size:,}" if expected_size else "")
 
 
 def _download_attempt(url: str, partial: Path, expected_size: int | None, progress: ProgressCallback | None) -> bool:
@@ -209,7 +219,7 @@ def _download_attempt(url: str, partial: Path, expected_size: int | None, progre
             _, host_size = _content_range(response.headers.get("Content-Range"))
             if have == (expected_size or host_size):
                 return True
-            _refuse_size(partial, url, host_size, expected_size)
+            _refuse_size(url, host_size, expected_size)
             partial.unlink()
             raise _RetryableResponse("the host's file is shorter than what was downloaded before; starting over")
         if status in (404, 410):
@@ -233,7 +243,7 @@ def _download_attempt(url: str, partial: Path, expected_size: int | None, progre
             have = 0  # the host ignored the Range request and sends the whole file
             length = response.headers.get("Content-Length")
             host_size = int(length) if length and length.isdigit() else None
-        _refuse_size(partial, url, host_size, expected_size)
+        _refuse_size(url, host_size, expected_size)
         total = expected_size if expected_size is not None else host_size
         done = have
         with open(partial, "ab" if resumed else "wb") as handle:
@@ -245,14 +255,12 @@ def _download_attempt(url: str, partial: Path, expected_size: int | None, progre
                 if progress:
                     progress(done, total)
     if total is not None and done > total:
-        partial.unlink()
         raise FetchError(f"{url} sent more than the {total:,} bytes it should have: it is not the expected file.")
     return total is None or done == total
 
 
-def _refuse_size(partial: Path, url: str, host_size: int | None, expected_size: int | None) -> None:
+def _refuse_size(url: str, host_size: int | None, expected_size: int | None) -> None:
     if expected_size is not None and host_size is not None and host_size != expected_size:
-        partial.unlink(missing_ok=True)
         raise FetchError(
             f"{url} offers {host_size:,} bytes, but the catalog expects {expected_size:,}: the host serves a "
             "different file than the one facegen knows."

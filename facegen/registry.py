@@ -188,7 +188,7 @@ def fetch_model(model_id: str, progress: hub.ProgressCallback | None = None) -> 
             return fetched
         except FetchError as error:
             problems.append(str(error))
-    reason = " | ".join(problems) or "the catalog lists no source"
+    reason = " | ".join(problems).rstrip(".") or "the catalog lists no source"
     _failure_note(entry).parent.mkdir(parents=True, exist_ok=True)
     _failure_note(entry).write_text(reason)
     by_hand = f" from {hub.describe_source(entry.sources[0])}" if entry.sources else ""
@@ -264,9 +264,8 @@ def load_generator(spec: str, device: str = "cpu", progress: hub.ProgressCallbac
 
 def load_catalog_model(entry: CatalogEntry, device: str = "cpu", progress: hub.ProgressCallback | None = None) -> Generator:
     """Fetch (or verify) the model's file and build its Generator; a foreign format is read once, then converted."""
-    source = cached_path(entry)
-    if entry.format != "facegen" and source.exists():
-        converted = convert.load_converted(converted_path(entry), hub.recorded_sha256(source), entry.model_id, device)
+    if entry.format != "facegen":
+        converted = convert.load_converted(converted_path(entry), cached_path(entry), entry.model_id, device)
         if converted is not None:
             return converted
     weights = fetch_model(entry.model_id, progress)
@@ -284,7 +283,7 @@ def load_catalog_model(entry: CatalogEntry, device: str = "cpu", progress: hub.P
         ) from None
     if entry.format != "facegen":
         try:
-            convert.save_converted(generator, converted_path(entry))
+            convert.save_converted(generator, converted_path(entry), weights)
         except OSError:
             # the model works without its conversion (e.g. on a full disk); the next load tries again
             convert.discard_converted(converted_path(entry))

@@ -125,7 +125,7 @@ def expected_facts(entry: CatalogEntry, source: hub.Source) -> tuple[str | None,
 
 
 def download_size(entry: CatalogEntry) -> str:
-    """'92.3 MB' when the first source's size is known, '≈ 296 MB' when only computed, else 'size unknown'."""
+    """'92.3 MB' when a source's size is known, '≈ 296 MB' when only computed, else 'size unknown'."""
     exact = next((size for _, size in (expected_facts(entry, source) for source in entry.sources) if size), None)
     exact = exact or entry.size_bytes
     if exact:

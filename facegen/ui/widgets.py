@@ -35,7 +35,7 @@ def run_or_show_error(action: Callable[[], T]) -> T | None:
         return None
 
 
-def _choice_label(choice: ModelChoice) -> str:
+def choice_label(choice: ModelChoice) -> str:
     """Short: the title, plus the download size or a one-word reason when the model is not cached yet."""
     if choice.state == "downloadable":
         return f"{choice.title} · {choice.detail}"
@@ -52,7 +52,7 @@ def model_picker(label: str = "Model", key: str = "model", container=st.sidebar)
         label,
         [*choices, CUSTOM_PATH],
         key=key,
-        format_func=lambda spec: _choice_label(choices[spec]) if spec in choices else spec,
+        format_func=lambda spec: choice_label(choices[spec]) if spec in choices else spec,
     )
     if picked == CUSTOM_PATH:
         path = container.text_input("Path to a .pkl, .safetensors or .pt file", key=f"{key}_path")

@@ -1,0 +1,183 @@
+"""Convert once: a catalog model in a foreign format is read from its pickle the first time only; later loads use
+facegen's own safetensors + JSON in the cache, verified, and invalidated when the source file changes."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from facegen import hub, registry
+from facegen.cli import main as cli_main
+from facegen.formats import facebook_pgan, nvidia_pickle, tf_progan, torch_checkpoint
+from tests.fake_host import FakeHost, use_catalog
+from tests.formats import progan_fixtures as fx
+from tests.test_registry import write_tiny_dcgan
+
+SEEDS = [0, 1, 2]
+OPENED: list[str] = []
+RECORDING_OPENS = [False]
+
+
+def _record_opens(event: str, args: tuple) -> None:
+    if event == "open" and RECORDING_OPENS[0] and isinstance(args[0], str):
+        OPENED.append(args[0])
+
+
+sys.addaudithook(_record_opens)
+
+
+def write_progan(path, seed=0):
+    return fx.write_tf_progan(path, fx.tf_progan_variables(seed=seed))
+
+
+def write_pgan(path, seed=0):
+    return fx.write_facebook_pgan(path, fx.facebook_pgan_generator(seed=seed))
+
+
+def write_dcgan(path, seed=0):
+    torch.manual_seed(seed)
+    write_tiny_dcgan(path)
+    return path
+
+
+FORMATS = {
+    "tf-progan": (write_progan, "progan.pkl"),
+    "facebook-pgan": (write_pgan, "pgan.pth"),
+    "torch-dcgan": (write_dcgan, "tiny.pt"),
+}
+
+
+@pytest.fixture
+def host():
+    host = FakeHost()
+    yield host
+    host.close()
+
+
+def serve_model(host, tmp_path, monkeypatch, format_name: str, seed: int = 0):
+    """A catalog model `served` in `format_name`, on the fake host; returns its catalog entry."""
+    write, filename = FORMATS[format_name]
+    source = write(tmp_path / filename, seed)
+    host.serve(filename, source.read_bytes())
+    use_catalog(
+        tmp_path,
+        monkeypatch,
+        {
+            "served": {
+                "title": "Served",
+                "format": format_name,
+                "filename": filename,
+                "sources": [{"kind": "url", "url": host.url(filename)}],
+            }
+        },
+    )
+    return registry.catalog_entry("served")
+
+
+@contextlib.contextmanager
+def reading_no_pickles() -> Iterator[list[str]]:
+    """Inside, every way facegen reads a pickle or a foreign weights file fails the test; yields the opened paths."""
+
+    def refuse(*args, **kwargs):
+        pytest.fail("a pickle or foreign weights file was read")
+
+    with pytest.MonkeyPatch.context() as patch:
+        for owner, name in [
+            (pickle, "load"), (pickle, "loads"), (torch, "load"), (nvidia_pickle._RestrictedUnpickler, "load"),
+            (nvidia_pickle, "read_network_pickle"), (tf_progan, "read_tf_networks"),
+            (facebook_pgan, "read_checkpoint"), (torch_checkpoint, "read_state_dict"), (registry, "load_weights_file"),
+        ]:  # fmt: skip
+            patch.setattr(owner, name, refuse)
+        OPENED.clear()
+        RECORDING_OPENS[0] = True
+        try:
+            yield OPENED
+        finally:
+            RECORDING_OPENS[0] = False
+
+
+@pytest.mark.parametrize("format_name", list(FORMATS))
+def test_second_load_reads_no_pickle_and_draws_the_same_faces(host, tmp_path, monkeypatch, format_name):
+    entry = serve_model(host, tmp_path, monkeypatch, format_name)
+    first = registry.load_generator("served")
+    converted = registry.converted_path(entry)
+    assert converted.exists() and converted.with_suffix(".json").exists()
+    assert hub.recorded_sha256(converted) == hub.sha256_file(converted)
+    faces = first.sample(seeds=SEEDS)
+
+    with reading_no_pickles() as opened:
+        second = registry.load_generator("served")
+    assert str(registry.cached_path(entry)) not in opened, "the source file is not even opened"
+    assert str(converted) in opened
+    assert np.array_equal(second.sample(seeds=SEEDS), faces)
+    assert second.info.file_sha256 == first.info.file_sha256 == hub.recorded_sha256(registry.cached_path(entry))
+    assert (second.info.family, second.resolution, second.z_dim) == (first.info.family, first.resolution, first.z_dim)
+
+
+def test_damaged_conversion_is_made_again(host, tmp_path, monkeypatch):
+    entry = serve_model(host, tmp_path, monkeypatch, "tf-progan")
+    faces = registry.load_generator("served").sample(seeds=SEEDS)
+    converted = registry.converted_path(entry)
+    damaged = bytearray(converted.read_bytes())
+    damaged[-5] ^= 0xFF
+    converted.write_bytes(bytes(damaged))
+    assert np.array_equal(registry.load_generator("served").sample(seeds=SEEDS), faces)
+    assert hub.sha256_file(converted) == hub.recorded_sha256(converted)
+
+
+def test_replaced_source_invalidates_the_conversion(host, tmp_path, monkeypatch):
+    entry = serve_model(host, tmp_path, monkeypatch, "tf-progan")
+    old_faces = registry.load_generator("served").sample(seeds=SEEDS)
+    other = write_progan(tmp_path / "other-progan.pkl", seed=9)
+    registry.install_from_file("served", other)
+    new = registry.load_generator("served")
+    assert new.info.file_sha256 == hub.sha256_file(other)
+    assert not np.array_equal(new.sample(seeds=SEEDS), old_faces)
+    assert np.array_equal(new.sample(seeds=SEEDS), tf_progan.load_tf_progan_generator(other).sample(seeds=SEEDS))
+
+
+def test_truncated_source_is_verified_and_fetched_again_despite_a_conversion(host, tmp_path, monkeypatch):
+    entry = serve_model(host, tmp_path, monkeypatch, "tf-progan")
+    faces = registry.load_generator("served").sample(seeds=SEEDS)
+    source = registry.cached_path(entry)
+    good_sha256 = hub.recorded_sha256(source)
+    source.write_bytes(source.read_bytes()[:1000])
+    assert np.array_equal(registry.load_generator("served").sample(seeds=SEEDS), faces)
+    assert hub.sha256_file(source) == good_sha256
+
+
+def test_file_placed_by_hand_samples_offline(tmp_path, monkeypatch, capsys):
+    """`fetch ID --from PATH` verifies and installs; the model then samples with every host unreachable."""
+    by_hand = write_progan(tmp_path / "downloaded-in-a-browser.pkl")
+    use_catalog(
+        tmp_path,
+        monkeypatch,
+        {
+            "progan-tiny": {
+                "title": "ProGAN tiny",
+                "family": "progan",
+                "format": "tf-progan",
+                "resolution": 16,
+                "z_dim": 8,
+                "filename": "karras2018iclr-celebahq-tiny.pkl",
+                "sources": [
+                    {"kind": "url", "url": "http://127.0.0.1:9/condensed.pkl", "size_bytes": 1},
+                    {"kind": "url", "url": "http://127.0.0.1:9/full.pkl", "size_bytes": by_hand.stat().st_size},
+                ],
+            }
+        },
+    )
+    monkeypatch.setattr(hub, "DOWNLOAD_RETRIES", 0)
+    assert cli_main(["fetch", "progan-tiny", "--from", str(by_hand)]) == 0
+    assert registry.model_status(registry.catalog_entry("progan-tiny")).state == "cached"
+    out = tmp_path / "faces.png"
+    assert cli_main(["sample", "--model", "progan-tiny", "--seeds", "0-3", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert cli_main(["sample", "--model", "progan-tiny", "--seeds", "0-3", "--out", str(tmp_path / "again.png")]) == 0
+    assert (tmp_path / "again.png").read_bytes() == out.read_bytes()

@@ -76,7 +76,6 @@ def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -
     weights_path = Path(weights_path)
     description = read_description(weights_path)
     config = config_from_dict(description["architecture"], description["config"])
-    network = build_generator(description["architecture"], config)
     try:
         state = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError) as error:
@@ -84,8 +83,24 @@ def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -
             f"{weights_path} is not a readable safetensors file ({error}). It may be truncated: re-fetch or "
             "re-export it."
         ) from None
-    network.load_state_dict(state)
+    # Built on the meta device, the network gets no memory and no random initialisation: the file's tensors are
+    # assigned in place of its own. For ProGAN 1024 (bench/load.py) that is most of a load's time.
+    with torch.device("meta"):
+        network = build_generator(description["architecture"], config)
+    network.load_state_dict(state, assign=True)
+    if _has_meta_tensors(network):
+        # a tensor the state dict does not hold (a non-persistent buffer, a plain attribute) needs its real value
+        network = build_generator(description["architecture"], config)
+        network.load_state_dict(state)
     return network, description
+
+
+def _has_meta_tensors(network: nn.Module) -> bool:
+    return any(
+        isinstance(value, torch.Tensor) and value.is_meta
+        for module in network.modules()
+        for value in (*vars(module).values(), *module._parameters.values(), *module._buffers.values())
+    )
 
 
 def load_generator(weights_path: str | Path, model_id: str | None = None, device: str = "cpu") -> Generator:

@@ -63,7 +63,8 @@ def load_converted(path: Path, source: Path, model_id: str, device: str = "cpu")
         return None
     try:
         return checkpoint.load_generator(path, model_id=model_id, device=device)
-    except FacegenError:
+    except (FacegenError, RuntimeError, ValueError, KeyError, TypeError):
+        # made by a facegen whose modules differed (renamed parameters, another config): convert again
         discard_converted(path)
         return None
 

@@ -68,7 +68,9 @@ def measure(label: str, format_name: str, make_file: Callable[[Path], Path]) -> 
             os.environ["FACEGEN_CACHE"] = cache
 
 
-def _measure_in_private_cache(label: str, format_name: str, make_file: Callable[[Path], Path]) -> tuple[float, float, float, int]:
+def _measure_in_private_cache(
+    label: str, format_name: str, make_file: Callable[[Path], Path]
+) -> tuple[float, float, float, int]:
     with tempfile.TemporaryDirectory(prefix="facegen-bench-load-") as folder:
         folder = Path(folder)
         source = make_file(folder)
@@ -96,7 +98,10 @@ def _measure_in_private_cache(label: str, format_name: str, make_file: Callable[
 
 
 def main() -> None:
-    print(f"{'model':38} {'file MB':>8} {'first load s':>13} {'converted s':>12} {'foreign each time s':>20} {'speed-up':>9}")
+    print(
+        f"{'model':38} {'file MB':>8} {'first load s':>13} {'converted s':>12} {'foreign each time s':>20} "
+        f"{'speed-up':>9}"
+    )
     for label, format_name, make_file, available in CASES:
         if not available:
             print(f"{label:38} (skipped: its reader is not in this checkout)")

@@ -311,7 +311,9 @@ def download_from_hub(source: HubSource, destination: Path, progress: ProgressCa
             f"Hugging Face cache and {reason}."
         ) from None
     except (HfHubHTTPError, OSError, ValueError) as error:
-        raise FetchError(f"Hugging Face Hub download of {source.repo_id}/{source.filename} failed: {_short(error)}") from None
+        raise FetchError(
+            f"Hugging Face Hub download of {source.repo_id}/{source.filename} failed: {_short(error)}"
+        ) from None
     partial = partial_path(destination)
     partial.parent.mkdir(parents=True, exist_ok=True)
     partial.unlink(missing_ok=True)

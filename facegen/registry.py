@@ -138,9 +138,8 @@ def model_status(entry: CatalogEntry) -> ModelStatus:
     if path.exists():
         return ModelStatus("cached", str(path))
     if not entry.sources:
-        return ModelStatus(
-            "unavailable", f"no download source; place the file with `python -m facegen fetch {entry.model_id} --from PATH`"
-        )
+        place = f"place the file with `python -m facegen fetch {entry.model_id} --from PATH`"
+        return ModelStatus("unavailable", f"no download source; {place}")
     failure = _failure_note(entry)
     if failure.exists():
         return ModelStatus("failed", f"{download_size(entry)}; last fetch failed: {failure.read_text().strip()}")
@@ -193,8 +192,9 @@ def fetch_model(model_id: str, progress: hub.ProgressCallback | None = None) -> 
     _failure_note(entry).write_text(reason)
     by_hand = f" from {hub.describe_source(entry.sources[0])}" if entry.sources else ""
     raise FetchError(
-        f"Could not fetch {model_id} ({entry.title}): {reason}. To place it by hand, download {entry.filename}{by_hand} "
-        f"and run `python -m facegen fetch {model_id} --from PATH` (it is verified, then installed into the cache)."
+        f"Could not fetch {model_id} ({entry.title}): {reason}. To place it by hand, download {entry.filename}"
+        f"{by_hand} and run `python -m facegen fetch {model_id} --from PATH` (it is verified, then installed into "
+        "the cache)."
     )
 
 
@@ -262,7 +262,9 @@ def load_generator(spec: str, device: str = "cpu", progress: hub.ProgressCallbac
     return load_catalog_model(catalog_entry(spec), device, progress)
 
 
-def load_catalog_model(entry: CatalogEntry, device: str = "cpu", progress: hub.ProgressCallback | None = None) -> Generator:
+def load_catalog_model(
+    entry: CatalogEntry, device: str = "cpu", progress: hub.ProgressCallback | None = None
+) -> Generator:
     """Fetch (or verify) the model's file and build its Generator; a foreign format is read once, then converted."""
     if entry.format != "facegen":
         converted = convert.load_converted(converted_path(entry), cached_path(entry), entry.model_id, device)
@@ -271,7 +273,7 @@ def load_catalog_model(entry: CatalogEntry, device: str = "cpu", progress: hub.P
     weights = fetch_model(entry.model_id, progress)
     try:
         generator = load_weights_file(
-            weights, model_id=entry.model_id, device=device, format_name=entry.format, sha256=hub.recorded_sha256(weights)
+            weights, entry.model_id, device, format_name=entry.format, sha256=hub.recorded_sha256(weights)
         )
     except (CorruptFileError, UnsafePickleError) as error:
         # the file matched what the catalog knows about it, yet it is not the network: never keep it

@@ -11,11 +11,12 @@ from facegen.cli import main as cli_main
 from facegen.ui.widgets import choice_label
 
 CATALOG = registry.load_catalog()
+NGC = r"https://api\.ngc\.nvidia\.com/v2/models/nvidia/research/"
 # (id prefix, the official URL form of formats-detail.md section A); the more specific prefix first
 OFFICIAL_URL_FORMS = [
     ("stylegan2-ada-", r"https://nvlabs-fi-cdn\.nvidia\.com/stylegan2-ada-pytorch/pretrained/[a-z0-9]+\.pkl"),
-    ("stylegan2-", r"https://api\.ngc\.nvidia\.com/v2/models/nvidia/research/stylegan2/versions/1/files/stylegan2-[a-z]+-\d+x\d+\.pkl"),
-    ("stylegan3-", r"https://api\.ngc\.nvidia\.com/v2/models/nvidia/research/stylegan3/versions/1/files/stylegan3-[tr]-[a-z]+-\d+x\d+\.pkl"),
+    ("stylegan2-", NGC + r"stylegan2/versions/1/files/stylegan2-[a-z]+-\d+x\d+\.pkl"),
+    ("stylegan3-", NGC + r"stylegan3/versions/1/files/stylegan3-[tr]-[a-z]+-\d+x\d+\.pkl"),
     ("pgan-", r"https://dl\.fbaipublicfiles\.com/gan_zoo/PGAN/\w+-[0-9a-f]{8}\.pth"),
 ]
 READABLE_FORMATS = ("facegen", "torch-dcgan", "nvidia-pickle", "tf-progan", "facebook-pgan")

@@ -317,3 +317,15 @@ def test_url_source_stands_in_when_the_hub_mirror_is_not_cached(host, tmp_path, 
     host.serve("blob.bin", PAYLOAD)
     hub_model(tmp_path, monkeypatch, "main", fallback_url=host.url("blob.bin"))
     assert sha256_of(registry.fetch_model("blob")) == PAYLOAD_SHA256
+
+
+def test_hub_downloads_report_progress_without_drawing_a_second_bar(capsys):
+    """hf_hub_download draws through the tqdm class it is given: facegen's reports bytes to the caller's bar."""
+    reports = []
+    bar_class = hub._hub_progress_class(lambda done, total: reports.append((done, total)))
+    bar = bar_class(total=100, initial=10, desc="blob.bin")
+    bar.update(30)
+    bar.update(60)
+    bar.close()
+    assert reports == [(40, 100), (100, 100)]
+    assert capsys.readouterr().err == ""

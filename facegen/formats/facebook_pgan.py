@@ -59,7 +59,9 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CorruptFileError(f"{path.name} is not a readable PyTorch checkpoint ({first_line}). Fetch it again.") from None
+        raise CorruptFileError(
+            f"{path.name} is not a readable PyTorch checkpoint ({first_line}). Fetch it again."
+        ) from None
     if not isinstance(content, dict):
         raise CorruptFileError(f"{path.name} holds a {type(content).__name__}, not a pytorch_GAN_zoo checkpoint dict.")
     state = content.get("avgG") or content.get("netG")

@@ -117,11 +117,16 @@ def _network_data(state: Any) -> dict[str, Any]:
             f"it holds a tfutil.Network of state version {_printable(version)}; facegen reads ProGAN's version "
             f"{TF_NETWORK_VERSION} (StyleGAN's TensorFlow pickles are another format)."
         )
-    name, settings, function, variables = (state.get(key) for key in ("name", "static_kwargs", "build_func_name", "variables"))
+    name, settings, function, variables = (
+        state.get(key) for key in ("name", "static_kwargs", "build_func_name", "variables")
+    )
     if not (isinstance(name, str) and isinstance(settings, dict) and isinstance(function, str)):
         raise CorruptFileError("its network state lacks a name, settings or build function name.")
     if not isinstance(variables, list) or not all(
-        isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], (np.ndarray, float))
+        isinstance(item, tuple)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and isinstance(item[1], (np.ndarray, float))
         for item in variables
     ):
         raise CorruptFileError(f"the variables of network {name!r} are not (name, array) pairs.")
@@ -163,7 +168,10 @@ def progan_config_for(
     """
     fmap_max = max(level_channels)
     below_max = [level for level, channels in enumerate(level_channels) if channels < fmap_max]
-    fmap_base = level_channels[below_max[0]] * 2 ** (below_max[0] + 1) if below_max else fmap_max * 2 ** len(level_channels)
+    if below_max:
+        fmap_base = level_channels[below_max[0]] * 2 ** (below_max[0] + 1)
+    else:
+        fmap_base = fmap_max * 2 ** len(level_channels)
     config = config_class(
         z_dim=z_dim,
         resolution=4 * 2 ** (len(level_channels) - 1),
@@ -222,7 +230,8 @@ def convert_tf_progan(network: dict[str, Any]) -> tuple[ProGANConfig, dict[str, 
         state[f"to_rgb.{level}.bias"] = take(f"ToRGB_lod{levels - 1 - level}/bias")
     if variables:
         raise CorruptFileError(f"it has variables facegen's ProGAN has no place for: {sorted(variables)[:5]}.")
-    level_channels = [dense.shape[1] // 16] + [state[f"blocks.{level}.conv1.weight"].shape[0] for level in range(levels - 1)]
+    level_channels = [dense.shape[1] // 16]
+    level_channels += [state[f"blocks.{level}.conv1.weight"].shape[0] for level in range(levels - 1)]
     config = progan_config_for(
         level_channels,
         z_dim=dense.shape[0],

@@ -104,6 +104,7 @@ def test_truncated_checkpoint_says_so(tmp_path, legacy_format):
 
 @pytest.mark.parametrize("legacy_format", [True, False], ids=["legacy-torch-save", "zip-torch-save"])
 def test_weights_path_is_recognised_as_facebook_pgan(tmp_path, legacy_format):
-    path = fx.write_facebook_pgan(tmp_path / "celebaHQ_tiny.pth", fx.facebook_pgan_generator(), legacy_format=legacy_format)
+    state = fx.facebook_pgan_generator()
+    path = fx.write_facebook_pgan(tmp_path / "celebaHQ_tiny.pth", state, legacy_format=legacy_format)
     assert registry.sniff_format(path) == "facebook-pgan"
     assert registry.load_generator(str(path)).sample(seeds=[0, 1]).shape == (2, 16, 16, 3)

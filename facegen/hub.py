@@ -126,8 +126,8 @@ def fetch(
 ) -> Path:
     """Fetch `source` into `destination` (verified, atomically). Raises FetchError with the reason.
 
-    A partial URL download that fails is kept for the next attempt to resume; a complete file that fails
-    verification is deleted, so the next fetch starts clean.
+    A URL download cut short (dropped connection, timeouts) stays as `NAME.partial` for the next fetch to
+    resume; anything refused (wrong size, failed hash, a 404) is deleted, so the next fetch starts clean.
     """
     what = f"{destination.name} from {describe_source(source)}"
     if isinstance(source, UrlSource):
@@ -171,7 +171,6 @@ def download_url(
         partial.unlink()  # left by another host: its bytes cannot be continued with this one's
     origin.write_text(url)
     attempts = DOWNLOAD_RETRIES + 1
-    problem = "no attempt made"
     for attempt in range(attempts):
         try:
             if _download_attempt(url, partial, expected_size, progress):

@@ -15,6 +15,8 @@ from torch import nn
 # architecture name -> (module, config class, generator class); imported lazily so a page loads only what it uses
 GENERATOR_ARCHITECTURES: dict[str, tuple[str, str, str]] = {
     "dcgan": ("facegen.models.dcgan", "DCGANConfig", "DCGANGenerator"),
+    "progan": ("facegen.models.progan", "ProGANConfig", "ProGANGenerator"),
+    "progan-facebook": ("facegen.models.progan_facebook", "FacebookProGANConfig", "FacebookProGANGenerator"),
 }
 
 

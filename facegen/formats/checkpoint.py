@@ -85,11 +85,15 @@ def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -
         ) from None
     # Built on the meta device, the network gets no memory and no random initialisation: the file's tensors are
     # assigned in place of its own. For ProGAN 1024 (bench/load.py) that is most of a load's time.
-    with torch.device("meta"):
-        network = build_generator(description["architecture"], config)
-    network.load_state_dict(state, assign=True)
-    if _has_meta_tensors(network):
-        # a tensor the state dict does not hold (a non-persistent buffer, a plain attribute) needs its real value
+    try:
+        with torch.device("meta"):
+            network = build_generator(description["architecture"], config)
+        network.load_state_dict(state, assign=True)
+        complete = not _has_meta_tensors(network)
+    except (RuntimeError, NotImplementedError):
+        complete = False  # a constructor that computes with tensors cannot run on meta; a bad file fails below
+    if not complete:
+        # the plain way, also for tensors the state dict does not hold (a non-persistent buffer, an attribute)
         network = build_generator(description["architecture"], config)
         network.load_state_dict(state)
     return network, description

@@ -7,10 +7,12 @@ import contextlib
 import pickle
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from facegen import hub, registry
 from facegen.cli import main as cli_main
@@ -181,3 +183,33 @@ def test_file_placed_by_hand_samples_offline(tmp_path, monkeypatch, capsys):
     assert out.stat().st_size > 0
     assert cli_main(["sample", "--model", "progan-tiny", "--seeds", "0-3", "--out", str(tmp_path / "again.png")]) == 0
     assert (tmp_path / "again.png").read_bytes() == out.read_bytes()
+
+
+@dataclass(frozen=True)
+class FilteredConfig:
+    channels: int = 3
+
+
+class FilteredNetwork(nn.Module):
+    """A generator-shaped module with a constant that is not saved (a non-persistent buffer, like a fixed filter)."""
+
+    def __init__(self, config: FilteredConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.scale = nn.Parameter(torch.randn(config.channels))
+        self.register_buffer("kernel", torch.arange(config.channels, dtype=torch.float32) + 1, persistent=False)
+
+    def forward(self, z, c=None, truncation_psi=1.0, noise_mode="const"):
+        return (z[:, : self.config.channels] * self.scale * self.kernel)[:, :, None, None]
+
+
+def test_own_checkpoint_keeps_constants_the_file_does_not_hold(tmp_path, monkeypatch):
+    from facegen import models
+    from facegen.formats import checkpoint
+
+    monkeypatch.setitem(models.GENERATOR_ARCHITECTURES, "filtered", (__name__, "FilteredConfig", "FilteredNetwork"))
+    network = FilteredNetwork(FilteredConfig())
+    path = checkpoint.save_generator(tmp_path / "filtered.safetensors", network, "filtered", network.config)
+    loaded, _ = checkpoint.load_network(path)
+    torch.testing.assert_close(loaded.kernel, torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(loaded.scale, network.scale)

@@ -83,28 +83,10 @@ def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -
             f"{weights_path} is not a readable safetensors file ({error}). It may be truncated: re-fetch or "
             "re-export it."
         ) from None
-    # Built on the meta device, the network gets no memory and no random initialisation: the file's tensors are
-    # assigned in place of its own. For ProGAN 1024 (bench/load.py) that is most of a load's time.
-    try:
-        with torch.device("meta"):
-            network = build_generator(description["architecture"], config)
-        network.load_state_dict(state, assign=True)
-        complete = not _has_meta_tensors(network)
-    except (RuntimeError, NotImplementedError):
-        complete = False  # a constructor that computes with tensors cannot run on meta; a bad file fails below
-    if not complete:
-        # the plain way, also for tensors the state dict does not hold (a non-persistent buffer, an attribute)
-        network = build_generator(description["architecture"], config)
-        network.load_state_dict(state)
+    network = build_generator(description["architecture"], config)
+    # the file's tensors take the place of the freshly initialised ones instead of being copied into them
+    network.load_state_dict(state, assign=True)
     return network, description
-
-
-def _has_meta_tensors(network: nn.Module) -> bool:
-    return any(
-        isinstance(value, torch.Tensor) and value.is_meta
-        for module in network.modules()
-        for value in (*vars(module).values(), *module._parameters.values(), *module._buffers.values())
-    )
 
 
 def load_generator(weights_path: str | Path, model_id: str | None = None, device: str = "cpu") -> Generator:

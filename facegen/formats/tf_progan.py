@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,16 @@ GENERATOR_FUNCTION = "G_paper"
 REQUIRED_SETTINGS = {"use_wscale": True, "use_pixelnorm": True, "use_leakyrelu": True, "label_size": 0}
 PIXEL_NORM_EPSILON = 1e-8
 RESOLUTION_SCOPE = re.compile(r"(\d+)x\1/")
+
+
+@dataclass(frozen=True)
+class TFNetwork:
+    """One `tfutil.Network` of the file, as data."""
+
+    name: str  # 'G', 'D' or 'Gs'
+    settings: dict[str, Any]  # static_kwargs: the build function's arguments
+    function: str  # build_func_name, e.g. 'G_paper'
+    variables: dict[str, np.ndarray]  # e.g. '4x4/Dense/weight' -> float32 array in TensorFlow's layout
 
 
 class _TFNetworkRecord:
@@ -83,7 +94,7 @@ class _ProGANUnpickler(_RestrictedUnpickler):
         )
 
 
-def read_tf_networks(path: str | Path) -> dict[str, dict[str, Any]]:
+def read_tf_networks(path: str | Path) -> dict[str, TFNetwork]:
     """Every network in a ProGAN pickle, by name ('G', 'D', 'Gs'), as plain data: settings and numpy variables.
 
     Runs no code from the file; `build_module_src` is dropped unread.
@@ -107,10 +118,10 @@ def read_tf_networks(path: str | Path) -> dict[str, dict[str, Any]]:
         raise CorruptFileError(
             f"{path.name} is damaged or is not a TensorFlow ProGAN pickle ({detail}). Fetch it again."
         ) from None
-    return {network["name"]: network for network in networks}
+    return {network.name: network for network in networks}
 
 
-def _network_data(state: Any) -> dict[str, Any]:
+def _network_data(state: Any) -> TFNetwork:
     if not isinstance(state, dict) or state.get("version") != TF_NETWORK_VERSION:
         version = state.get("version") if isinstance(state, dict) else None
         raise CorruptFileError(
@@ -130,30 +141,25 @@ def _network_data(state: Any) -> dict[str, Any]:
         for item in variables
     ):
         raise CorruptFileError(f"the variables of network {name!r} are not (name, array) pairs.")
-    return {
-        "name": name,
-        "settings": settings,
-        "function": function,
-        "variables": {key: np.asarray(value, dtype=np.float32) for key, value in variables},
-    }
+    return TFNetwork(name, settings, function, {key: np.asarray(value, dtype=np.float32) for key, value in variables})
 
 
-def generator_network(networks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def generator_network(networks: dict[str, TFNetwork]) -> TFNetwork:
     """Gs (the averaged generator NVIDIA samples from), else the only network in the file."""
     network = networks.get("Gs") or (next(iter(networks.values())) if len(networks) == 1 else None)
     if network is None:
         raise CorruptFileError(f"it holds networks {sorted(networks)} but no Gs generator.")
-    if not network["function"].endswith(GENERATOR_FUNCTION):
+    if not network.function.endswith(GENERATOR_FUNCTION):
         raise CorruptFileError(
-            f"its generator was built by {network['function']!r}; facegen reads ProGAN's {GENERATOR_FUNCTION}."
+            f"its generator was built by {network.function!r}; facegen reads ProGAN's {GENERATOR_FUNCTION}."
         )
     for setting, required in REQUIRED_SETTINGS.items():
-        if network["settings"].get(setting, required) != required:
+        if network.settings.get(setting, required) != required:
             raise CorruptFileError(
-                f"its generator was built with {setting}={network['settings'][setting]!r}; facegen's ProGAN "
+                f"its generator was built with {setting}={network.settings[setting]!r}; facegen's ProGAN "
                 f"implements the paper's {setting}={required!r}."
             )
-    if network["settings"].get("pixelnorm_epsilon", PIXEL_NORM_EPSILON) != PIXEL_NORM_EPSILON:
+    if network.settings.get("pixelnorm_epsilon", PIXEL_NORM_EPSILON) != PIXEL_NORM_EPSILON:
         raise CorruptFileError("its generator uses another pixel-norm epsilon than the paper's 1e-8.")
     return network
 
@@ -188,9 +194,9 @@ def progan_config_for(
     return config
 
 
-def convert_tf_progan(network: dict[str, Any]) -> tuple[ProGANConfig, dict[str, torch.Tensor]]:
+def convert_tf_progan(network: TFNetwork) -> tuple[ProGANConfig, dict[str, torch.Tensor]]:
     """G_paper's variables -> (config, state dict) for `facegen.models.progan`."""
-    variables = network["variables"]
+    variables = dict(network.variables)
     resolutions = sorted({int(match.group(1)) for name in variables if (match := RESOLUTION_SCOPE.match(name))})
     if not resolutions or resolutions != [4 * 2**level for level in range(len(resolutions))]:
         raise CorruptFileError(f"its variables do not form resolutions 4x4, 8x8, ...: found {resolutions}.")
@@ -236,7 +242,7 @@ def convert_tf_progan(network: dict[str, Any]) -> tuple[ProGANConfig, dict[str, 
         level_channels,
         z_dim=dense.shape[0],
         image_channels=state["to_rgb.0.weight"].shape[0],
-        normalize_latents=bool(network["settings"].get("normalize_latents", True)),
+        normalize_latents=bool(network.settings.get("normalize_latents", True)),
     )
     return config, {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in state.items()}
 
@@ -282,5 +288,5 @@ def load_tf_progan_generator(
         config, state = convert_tf_progan(network)
     except CorruptFileError as error:
         raise CorruptFileError(f"{path.name}: {error}") from None
-    description = f"NVIDIA ProGAN ({network['name']} of the TensorFlow release) from {path.name}"
+    description = f"NVIDIA ProGAN ({network.name} of the TensorFlow release) from {path.name}"
     return progan_generator(ProGANGenerator(config), state, path, model_id, device, sha256, description)

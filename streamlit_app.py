@@ -7,6 +7,7 @@ navigation = st.navigation(
     [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/sample.py", title="Sample", icon=":material/casino:"),
+        st.Page("pages/interpolate.py", title="Interpolate", icon=":material/animation:"),
     ]
 )
 navigation.run()

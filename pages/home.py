@@ -13,6 +13,7 @@ and turn latent spaces into faces and clips you can download.
 Pick a page in the sidebar:
 
 - **Sample**: faces by seed and truncation from any model.
+- **Interpolate**: a clip of faces morphing from seed to seed, as MP4 and GIF.
 """
 )
 st.subheader("Models")

@@ -1,0 +1,773 @@
+"""Latent walks rendered to MP4 and GIF, streamed.
+
+A producer thread generates frames in batches into a small bounded queue; the calling thread composes them (grid,
+upscale, seed labels) and pipes them to ffmpeg processes. Torch and pipe writes release the GIL, so generation,
+composition and encoding overlap, and memory stays flat however long the clip. One generation pass can feed an
+MP4 and a GIF at once.
+
+A `ClipRecipe` holds everything that decides the frames. It is written beside the clip as JSON and into the MP4's
+`comment` metadata; rendering a recipe again gives the same frames.
+
+ffmpeg is imageio-ffmpeg's binary (the one moviepy uses). We drive it directly rather than through moviepy's
+FFMPEG_VideoWriter because the GIF encoder needs a second input (its palette) and because failed encodes must
+surface as errors: that writer does not check ffmpeg's exit status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import queue
+import re
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from facegen.errors import FacegenError
+from facegen.generator import Generator, check_noise_mode, check_truncation_psi, images_to_uint8
+from facegen.hub import sha256_file
+from facegen.images import check_writable_dir, write_atomically
+from facegen.latent import (
+    MAX_SEED,
+    KeyframePath,
+    check_easing,
+    check_interpolation,
+    frame_positions,
+    keyframe_seed_table,
+    path_frame_count,
+)
+
+log = logging.getLogger(__name__)
+
+RECIPE_FORMAT = "facegen-clip"
+RECIPE_VERSION = 1
+CLIP_SUFFIXES = {".mp4": "mp4", ".gif": "gif"}
+SPACES = ("z", "w")
+UPSCALE_FILTERS = ("lanczos", "nearest")
+FPS_RANGE = (1, 120)
+SECONDS_RANGE = (0.1, 600.0)
+MAX_FRAMES_PER_TRANSITION = 3600
+MAX_GRID_SIDE = 8
+MAX_UPSCALE = 8
+# Browsers decode H.264 up to level 5.1/5.2 everywhere: 4096 px a side and 4096x2304 pixels a frame.
+MAX_FRAME_SIDE = 4096
+MAX_FRAME_PIXELS = 4096 * 2304
+MAX_CLIP_FRAMES = 36_000  # 20 minutes at 30 fps
+# GIFs have no inter-frame compression worth the name: beyond ~1 gigapixel of frames the file runs into gigabytes.
+MAX_GIF_MEGAPIXELS = 1_000
+GIF_MAX_SIDE = 512
+# A GIF's size and encoding time grow with every frame, and GIF players show little past 25 fps: the GIF keeps
+# every k-th frame (30 fps -> 15, 60 -> 20), an even stride so motion stays smooth.
+GIF_MAX_FPS = 25
+GIF_PALETTE_SAMPLES = 16
+# x264 must keep up with generation, and on CPU it competes with it for cores: 'veryfast' needs half the CPU of
+# 'medium' (0.07 s vs 0.15 s for 300 64x64 frames) for ~0.5 dB less at the same CRF (bench/video.py).
+MP4_PRESET = "veryfast"
+# CRF 18 is visually lossless at usual sizes. Tiny frames (64x64 faces) have few macroblocks and lose most to
+# chroma subsampling: at 18 they measured 33-36 dB PSNR, at 12 above 35.6 dB for ~11 kB/s.
+MP4_CRF = 18
+MP4_CRF_SMALL_FRAMES = 12
+SMALL_FRAME_PIXELS = 256 * 256
+DEFAULT_SECONDS_PER_TRANSITION = 2.0
+FRAMES_AHEAD = 2  # batches the generator may run ahead of the encoder: enough to keep both busy
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ClipRecipe:
+    """Everything that decides a clip's frames.
+
+    Keyframe seeds are listed keyframe by keyframe: with a grid of C cells the first C seeds are every cell's first
+    keyframe. Length is either `seconds` at `fps`, or `frames_per_transition` between neighbouring keyframes.
+    `conditioning` is the class index or label vector of conditional models.
+    """
+
+    model: str
+    keyframe_seeds: tuple[int, ...]
+    model_sha256: str | None = None
+    space: str = "z"
+    interpolation: str = "slerp"
+    easing: str = "ease-in-out"
+    fps: int = 30
+    seconds: float | None = None
+    frames_per_transition: int | None = None
+    loop: bool = False
+    grid_rows: int = 1
+    grid_cols: int = 1
+    truncation_psi: float = 1.0
+    noise_mode: str = "const"
+    conditioning: int | tuple[float, ...] | None = None
+    upscale: int = 1
+    upscale_filter: str = "lanczos"
+    seed_labels: bool = False
+
+    def __post_init__(self) -> None:
+        _check_whole("Frame rate", self.fps, *FPS_RANGE, "--fps")
+        _check_whole("Grid rows", self.grid_rows, 1, MAX_GRID_SIDE, "--grid")
+        _check_whole("Grid columns", self.grid_cols, 1, MAX_GRID_SIDE, "--grid")
+        _check_whole("Upscale factor", self.upscale, 1, MAX_UPSCALE, "--upscale")
+        for name in ("loop", "seed_labels"):
+            if not isinstance(getattr(self, name), bool):
+                raise FacegenError(f"{name} must be true or false, not {getattr(self, name)!r}.")
+        if not all(isinstance(seed, int) and 0 <= seed <= MAX_SEED for seed in self.keyframe_seeds):
+            raise FacegenError(f"Keyframe seeds must be whole numbers from 0 to {MAX_SEED}; got {self.keyframe_seeds}.")
+        keyframe_seed_table(self.keyframe_seeds, self.cells)
+        if self.space not in SPACES:
+            raise FacegenError(f"Unknown latent space {self.space!r}: choose 'z', or 'w' for StyleGAN models.")
+        check_interpolation(self.interpolation)
+        check_easing(self.easing)
+        check_truncation_psi(self.truncation_psi)
+        check_noise_mode(self.noise_mode)
+        if self.upscale_filter not in UPSCALE_FILTERS:
+            raise FacegenError(
+                f"Unknown upscale filter {self.upscale_filter!r}; choose {' or '.join(UPSCALE_FILTERS)}."
+            )
+        if (self.seconds is None) == (self.frames_per_transition is None):
+            raise FacegenError("Give the clip's length as seconds or as frames per transition: exactly one of them.")
+        if self.seconds is not None:
+            low, high = SECONDS_RANGE
+            if (
+                isinstance(self.seconds, bool)
+                or not isinstance(self.seconds, (int, float))
+                or not low <= self.seconds <= high
+            ):
+                raise FacegenError(
+                    f"Clip length {self.seconds!r} s is outside {low}-{high:g} s; set --seconds in that range."
+                )
+        else:
+            _check_whole(
+                "Frames per transition",
+                self.frames_per_transition,
+                1,
+                MAX_FRAMES_PER_TRANSITION,
+                "--frames-per-transition",
+            )
+        if self.frame_count < self.keyframes_per_walk:
+            raise FacegenError(
+                f"{self.frame_count} frames cannot show {self.keyframes_per_walk} keyframes; make the clip longer "
+                "(more seconds or a higher fps) or use fewer keyframes."
+            )
+        if self.frame_count > MAX_CLIP_FRAMES:
+            raise FacegenError(
+                f"The clip would have {self.frame_count:,} frames; the limit is {MAX_CLIP_FRAMES:,}. "
+                "Shorten it or lower the fps."
+            )
+
+    @property
+    def cells(self) -> int:
+        return self.grid_rows * self.grid_cols
+
+    @property
+    def keyframes_per_walk(self) -> int:
+        return len(self.keyframe_seeds) // self.cells
+
+    @property
+    def frame_count(self) -> int:
+        if self.seconds is not None:
+            return max(1, round(self.seconds * self.fps))
+        return path_frame_count(self.keyframes_per_walk, self.frames_per_transition, self.loop)
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.frame_count / self.fps
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["keyframe_seeds"] = list(self.keyframe_seeds)
+        if isinstance(self.conditioning, tuple):
+            values["conditioning"] = list(self.conditioning)
+        return {"format": RECIPE_FORMAT, "version": RECIPE_VERSION, **values}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        separators = None if indent else (",", ":")
+        return json.dumps(self.to_dict(), indent=indent, separators=separators)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "recipe") -> ClipRecipe:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise FacegenError(
+                f"{source} is not valid JSON ({error}). Give a recipe written by facegen video."
+            ) from None
+        if not isinstance(values, dict) or values.pop("format", None) != RECIPE_FORMAT:
+            raise FacegenError(f'{source} is not a facegen clip recipe (no "format": "{RECIPE_FORMAT}").')
+        version = values.pop("version", None)
+        if version != RECIPE_VERSION:
+            raise FacegenError(f"{source} is a version {version} recipe; this facegen reads version {RECIPE_VERSION}.")
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise FacegenError(f"{source} has fields facegen does not know: {', '.join(unknown)}. Remove them.")
+        for name in ("model", "keyframe_seeds"):
+            if name not in values:
+                raise FacegenError(f"{source} lacks the field {name!r}.")
+        if not isinstance(values["keyframe_seeds"], list):
+            raise FacegenError(f"{source}: keyframe_seeds must be a list of seeds.")
+        values["keyframe_seeds"] = tuple(values["keyframe_seeds"])
+        if isinstance(values.get("conditioning"), list):
+            values["conditioning"] = tuple(values["conditioning"])
+        return cls(**values)
+
+
+def _check_whole(label: str, value: object, low: int, high: int, option: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise FacegenError(f"{label} {value!r} is not a whole number from {low} to {high}; set {option} in that range.")
+
+
+def seconds_to_frames_per_transition(seconds_per_transition: float, fps: int) -> int:
+    return max(1, round(seconds_per_transition * fps))
+
+
+def suggested_upscale(resolution: int, target: int = 256) -> int:
+    """The smallest power-of-two factor that shows a small model's faces at least `target` pixels wide."""
+    factor = 1
+    while resolution * factor < target and factor < MAX_UPSCALE:
+        factor *= 2
+    return factor
+
+
+def model_fingerprint(model_spec: str, generator: Generator) -> str | None:
+    """The sha256 of the model's weights file: from the loader when it knows it, else hashed here for file specs."""
+    if generator.info.file_sha256:
+        return generator.info.file_sha256
+    path = Path(model_spec).expanduser()
+    return sha256_file(path) if path.is_file() else None
+
+
+def check_recipe_model(recipe: ClipRecipe, fingerprint: str | None) -> None:
+    """Refuse to replay a recipe on different weights: the frames would silently differ."""
+    if recipe.model_sha256 and fingerprint and recipe.model_sha256 != fingerprint:
+        raise FacegenError(
+            f"The model's weights differ from the recipe's (sha256 {fingerprint[:12]}… here, "
+            f"{recipe.model_sha256[:12]}… in the recipe), so the frames would differ. Point --model at the "
+            "original weights file."
+        )
+
+
+# -- frames -----------------------------------------------------------------------------------------------------
+
+
+class ClipFrames:
+    """The frames of one recipe on one generator: latents along the path, images in batches, composed frames."""
+
+    def __init__(self, generator: Generator, recipe: ClipRecipe) -> None:
+        if recipe.space == "w" and not generator.has_w_space:
+            raise FacegenError(f"Model {generator.info.model_id} has no W space; interpolate in z instead (--space z).")
+        self.generator = generator
+        self.recipe = recipe
+        self.seed_table = keyframe_seed_table(recipe.keyframe_seeds, recipe.cells)
+        self.path = KeyframePath(self._keyframe_vectors(), recipe.interpolation, recipe.easing, recipe.loop)
+        self.positions = frame_positions(recipe.frame_count, self.path.keyframe_count, recipe.loop)
+        self.cell_size = generator.resolution * recipe.upscale
+        width, height = recipe.grid_cols * self.cell_size, recipe.grid_rows * self.cell_size
+        # yuv420p stores colour per 2x2 block: H.264 in browsers needs even sides
+        self.frame_size = (width + width % 2, height + height % 2)
+        self._check_frame_size()
+
+    def _keyframe_vectors(self) -> np.ndarray:
+        """[keyframes, cells, z_dim] latents, or [keyframes, cells, num_ws, w_dim] for a walk in W."""
+        keyframes, cells = len(self.seed_table), self.recipe.cells
+        z = self.generator.latents_for_seeds([seed for row in self.seed_table for seed in row])
+        if self.recipe.space == "z":
+            return z.reshape(keyframes, cells, -1)
+        ws = self.generator.map_to_w(z, self.recipe.conditioning, self.recipe.truncation_psi).numpy()
+        return ws.reshape(keyframes, cells, *ws.shape[1:])
+
+    def _check_frame_size(self) -> None:
+        width, height = self.frame_size
+        if max(width, height) > MAX_FRAME_SIDE or width * height > MAX_FRAME_PIXELS:
+            raise FacegenError(
+                f"Frames would be {width}x{height} pixels; browsers play H.264 up to {MAX_FRAME_SIDE} px a side and "
+                f"{MAX_FRAME_PIXELS / 1e6:.1f} megapixels a frame. Lower the upscale or use a smaller grid."
+            )
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.positions)
+
+    def index_batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """Frame indices in batches holding about `batch_size` images (a grid frame holds one per cell)."""
+        frames_per_batch = max(1, batch_size // self.recipe.cells)
+        for start in range(0, self.frame_count, frames_per_batch):
+            yield np.arange(start, min(start + frames_per_batch, self.frame_count))
+
+    def cell_images(self, frame_indices: np.ndarray) -> np.ndarray:
+        """Generated images [frames, cells, H, W, 3] uint8 for the given frames."""
+        recipe = self.recipe
+        vectors = self.path.at(self.positions[frame_indices])
+        flat = vectors.reshape(-1, *vectors.shape[2:])
+        if recipe.space == "w":
+            images = self.generator.synthesize(torch.from_numpy(np.ascontiguousarray(flat)), recipe.noise_mode)
+        else:
+            images = self.generator.render(
+                flat, recipe.conditioning, recipe.truncation_psi, recipe.noise_mode, batch_size=len(flat)
+            )
+        pixels = images_to_uint8(images)
+        return pixels.reshape(len(frame_indices), recipe.cells, *pixels.shape[1:])
+
+    def compose(self, cell_images: np.ndarray, frame_indices: np.ndarray) -> np.ndarray:
+        """Cells to finished frames [frames, height, width, 3]: grid, upscale, seed labels, even size."""
+        count, _, size, _, channels = cell_images.shape
+        rows, cols = self.recipe.grid_rows, self.recipe.grid_cols
+        frames = (
+            cell_images.reshape(count, rows, cols, size, size, channels)
+            .transpose(0, 1, 3, 2, 4, 5)
+            .reshape(count, rows * size, cols * size, channels)
+        )
+        frames = self._upscale(frames)
+        if self.recipe.seed_labels:
+            self._draw_labels(frames, frame_indices)
+        width, height = self.frame_size
+        if frames.shape[1:3] != (height, width):
+            frames = np.pad(frames, ((0, 0), (0, height - frames.shape[1]), (0, width - frames.shape[2]), (0, 0)))
+        return np.ascontiguousarray(frames)
+
+    def _upscale(self, frames: np.ndarray) -> np.ndarray:
+        factor = self.recipe.upscale
+        if factor == 1:
+            return frames
+        if self.recipe.upscale_filter == "nearest":
+            return frames.repeat(factor, axis=1).repeat(factor, axis=2)
+        height, width = frames.shape[1] * factor, frames.shape[2] * factor
+        return np.stack([np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS)) for frame in frames])
+
+    def _draw_labels(self, frames: np.ndarray, frame_indices: np.ndarray) -> None:
+        segments, _ = self.path.segments(self.positions[frame_indices])
+        font_size = max(10, self.cell_size // 14)
+        font = ImageFont.load_default(size=font_size)
+        margin = max(2, font_size // 3)
+        keyframes = len(self.seed_table)
+        for frame, segment in zip(frames, segments):
+            canvas = Image.fromarray(frame)
+            draw = ImageDraw.Draw(canvas)
+            for cell in range(self.recipe.cells):
+                row, col = divmod(cell, self.recipe.grid_cols)
+                start, end = self.seed_table[segment][cell], self.seed_table[(segment + 1) % keyframes][cell]
+                draw.text(
+                    (col * self.cell_size + margin, row * self.cell_size + margin),
+                    f"seed {start} > {end}",
+                    font=font,
+                    fill="white",
+                    stroke_width=max(1, font_size // 10),
+                    stroke_fill="black",
+                )
+            frame[...] = np.asarray(canvas)
+
+    def frames_at(self, frame_indices: np.ndarray) -> np.ndarray:
+        return self.compose(self.cell_images(frame_indices), frame_indices)
+
+
+# -- encoders ---------------------------------------------------------------------------------------------------
+
+
+def ffmpeg_exe() -> str:
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as error:
+        raise FacegenError(f"No ffmpeg to encode with ({error}). Reinstall it: pip install imageio-ffmpeg.") from None
+
+
+def _raw_input_args(frame_size: tuple[int, int], fps: Fraction) -> list[str]:
+    width, height = frame_size
+    return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0"]
+
+
+class FfmpegPipe:
+    """One ffmpeg process fed raw RGB frames on stdin; its stderr is kept for the error message."""
+
+    def __init__(self, arguments: list[str], description: str) -> None:
+        self.description = description
+        self.process = subprocess.Popen(
+            [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *arguments],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self._stderr = b""
+        # drained on a thread: a full stderr pipe would stall ffmpeg and then us
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
+
+    def _read_stderr(self) -> None:
+        self._stderr = self.process.stderr.read()
+
+    def _failure(self) -> FacegenError:
+        self.process.wait()
+        self._stderr_reader.join()
+        message = self._stderr.decode(errors="replace").strip().splitlines()
+        detail = message[-1] if message else f"exit status {self.process.returncode}"
+        return FacegenError(
+            f"ffmpeg failed while writing {self.description}: {detail}. Check free disk space and the output path."
+        )
+
+    def write(self, frames: np.ndarray) -> None:
+        try:
+            self.process.stdin.write(memoryview(np.ascontiguousarray(frames)).cast("B"))
+        except (BrokenPipeError, OSError):
+            raise self._failure() from None
+
+    def finish(self) -> None:
+        try:
+            self.process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        if self.process.wait() != 0:
+            raise self._failure()
+        self._stderr_reader.join()
+
+    def abort(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self._stderr_reader.join()
+
+
+@dataclass
+class _Output:
+    path: Path
+    kind: str  # "mp4" or "gif"
+    temporary: Path
+    frame_stride: int = 1  # the encoder takes every frame_stride-th frame
+    encoder: FfmpegPipe | None = None
+
+
+def mp4_crf(frame_size: tuple[int, int]) -> int:
+    return MP4_CRF_SMALL_FRAMES if frame_size[0] * frame_size[1] <= SMALL_FRAME_PIXELS else MP4_CRF
+
+
+def _mp4_arguments(frame_size: tuple[int, int], fps: int, recipe: ClipRecipe, temporary: Path) -> list[str]:
+    return [
+        *_raw_input_args(frame_size, Fraction(fps)),
+        "-c:v", "libx264", "-preset", MP4_PRESET, "-crf", str(mp4_crf(frame_size)),
+        # convert and tag with one colour matrix, so browsers show the colours the model made
+        "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+        "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
+        "-movflags", "+faststart",  # index first: browsers start playing before the whole file arrives
+        "-metadata", f"comment={recipe.to_json(indent=None)}",
+        "-f", "mp4", str(temporary),
+    ]  # fmt: skip
+
+
+def gif_size(frame_size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    width, height = frame_size
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def gif_frame_stride(fps: int) -> int:
+    return math.ceil(fps / GIF_MAX_FPS)
+
+
+def gif_fps(fps: int) -> Fraction:
+    return Fraction(fps, gif_frame_stride(fps))
+
+
+def _gif_scale(frame_size: tuple[int, int], max_side: int) -> str:
+    width, height = gif_size(frame_size, max_side)
+    return f"scale={width}:{height}:flags=lanczos" if (width, height) != frame_size else "null"
+
+
+def _write_gif_palette(sample_frames: np.ndarray, max_side: int, palette_path: Path) -> None:
+    """One 256-colour palette for the whole GIF, from frames spread over the clip.
+
+    A single palette with ordered dithering keeps still areas still from frame to frame; per-frame palettes or
+    error diffusion make them shimmer.
+    """
+    frame_size = (sample_frames.shape[2], sample_frames.shape[1])
+    filters = f"{_gif_scale(frame_size, max_side)},palettegen=max_colors=256:reserve_transparent=0:stats_mode=full"
+    arguments = [
+        *_raw_input_args(frame_size, Fraction(1)),
+        "-vf", filters, "-frames:v", "1", "-f", "image2", "-c:v", "png", str(palette_path),
+    ]  # fmt: skip
+    pipe = FfmpegPipe(arguments, "the GIF palette")
+    pipe.write(np.ascontiguousarray(sample_frames))
+    pipe.finish()
+
+
+def _gif_arguments(
+    frame_size: tuple[int, int], fps: int, max_side: int, palette_path: Path, temporary: Path
+) -> list[str]:
+    return [
+        *_raw_input_args(frame_size, gif_fps(fps)), "-i", str(palette_path),
+        "-filter_complex",
+        f"[0:v]{_gif_scale(frame_size, max_side)}[frames];[frames][1:v]paletteuse=dither=bayer:bayer_scale=3",
+        "-loop", "0", "-f", "gif", str(temporary),
+    ]  # fmt: skip
+
+
+def check_clip_outputs(out_paths: Sequence[str | Path]) -> list[Path]:
+    """Fail before any rendering when an output is not .mp4/.gif or cannot be written."""
+    if not out_paths:
+        raise FacegenError("No output given: name a .mp4 or .gif file, e.g. --out walk.mp4.")
+    paths = []
+    for out in out_paths:
+        path = Path(out).expanduser()
+        if path.suffix.lower() not in CLIP_SUFFIXES:
+            raise FacegenError(f"Output {str(out)!r} must end in .mp4 or .gif.")
+        if path.is_dir():
+            raise FacegenError(f"Output {path} is a folder; give a file name such as {path / 'walk.mp4'}.")
+        check_writable_dir(path.parent)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise FacegenError(
+                f"Output {path} exists and is not writable. Choose another --out or fix its permissions."
+            )
+        paths.append(path)
+    return paths
+
+
+def check_clip_size(frames: ClipFrames, kinds: Sequence[str], gif_max_side: int = GIF_MAX_SIDE) -> None:
+    if "gif" in kinds:
+        width, height = gif_size(frames.frame_size, gif_max_side)
+        gif_frames = math.ceil(frames.frame_count / gif_frame_stride(frames.recipe.fps))
+        megapixels = gif_frames * width * height / 1e6
+        if megapixels > MAX_GIF_MEGAPIXELS:
+            raise FacegenError(
+                f"The GIF would hold {megapixels:,.0f} megapixels of frames ({gif_frames} frames of {width}x{height}); "
+                f"the limit is {MAX_GIF_MEGAPIXELS:,}. Shorten the clip, lower the fps or upscale, or render an MP4."
+            )
+
+
+# -- rendering --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    paths: tuple[Path, ...]
+    recipe_paths: tuple[Path, ...]
+    frame_count: int
+    frame_size: tuple[int, int]
+
+
+class RenderCancelled(FacegenError):
+    pass
+
+
+_END = object()
+
+
+def _produce(frames: ClipFrames, batch_size: int, batches: queue.Queue, stop: threading.Event) -> None:
+    """Generate image batches into `batches`, ending with _END, or with the exception that stopped it."""
+    try:
+        for indices in frames.index_batches(batch_size):
+            if not _put(batches, (indices, frames.cell_images(indices)), stop):
+                return
+        _put(batches, _END, stop)
+    except BaseException as error:  # handed to the consumer, which re-raises it on the caller's thread
+        _put(batches, error, stop)
+
+
+def _put(batches: queue.Queue, item: object, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            batches.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def stream_frames(
+    frames: ClipFrames, batch_size: int = 16, cancel: threading.Event | None = None
+) -> Iterator[np.ndarray]:
+    """Finished frames in batches, generated on a producer thread while the caller consumes the previous batch."""
+    batches: queue.Queue = queue.Queue(maxsize=FRAMES_AHEAD)
+    stop = threading.Event()
+    producer = threading.Thread(
+        target=_produce, args=(frames, batch_size, batches, stop), daemon=True, name="clip-frames"
+    )
+    producer.start()
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise RenderCancelled("Render stopped before it finished; nothing was written.")
+            item = batches.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            indices, cell_images = item
+            yield frames.compose(cell_images, indices)
+    finally:
+        stop.set()
+        producer.join()
+
+
+def render_clip(
+    generator: Generator,
+    recipe: ClipRecipe,
+    out_paths: str | Path | Sequence[str | Path],
+    progress: ProgressCallback | None = None,
+    batch_size: int = 16,
+    gif_max_side: int = GIF_MAX_SIDE,
+    cancel: threading.Event | None = None,
+) -> ClipResult:
+    """Render `recipe` into each output (.mp4 and/or .gif) in one generation pass; write the recipe beside them.
+
+    Outputs appear atomically: a failed or cancelled render leaves no partial file behind.
+    """
+    paths = check_clip_outputs([out_paths] if isinstance(out_paths, (str, Path)) else list(out_paths))
+    frames = ClipFrames(generator, recipe)
+    kinds = [CLIP_SUFFIXES[path.suffix.lower()] for path in paths]
+    check_clip_size(frames, kinds, gif_max_side)
+    strides = {"mp4": 1, "gif": gif_frame_stride(recipe.fps)}
+    outputs = [
+        _Output(path, kind, path.with_name(f".{path.name}.partial"), strides[kind]) for path, kind in zip(paths, kinds)
+    ]
+    with tempfile.TemporaryDirectory(prefix="facegen-clip-") as scratch:
+        try:
+            _open_encoders(frames, outputs, gif_max_side, Path(scratch))
+            done = 0
+            with closing(stream_frames(frames, batch_size, cancel)) as batches:
+                for batch in batches:
+                    for output in outputs:
+                        # frames done + offset is the first frame of this batch on the output's stride
+                        offset = -done % output.frame_stride
+                        output.encoder.write(batch[offset :: output.frame_stride])
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, frames.frame_count)
+            for output in outputs:
+                output.encoder.finish()
+            for output in outputs:
+                os.replace(output.temporary, output.path)
+        except BaseException:
+            for output in outputs:
+                if output.encoder is not None and output.encoder.process.poll() is None:
+                    output.encoder.abort()
+                output.temporary.unlink(missing_ok=True)
+            raise
+    recipe_paths = tuple(dict.fromkeys(path.with_suffix(".json") for path in paths))
+    for recipe_path in recipe_paths:
+        write_atomically(recipe_path, (recipe.to_json() + "\n").encode())
+    return ClipResult(tuple(paths), recipe_paths, frames.frame_count, frames.frame_size)
+
+
+def _open_encoders(frames: ClipFrames, outputs: list[_Output], gif_max_side: int, scratch: Path) -> None:
+    fps = frames.recipe.fps
+    palette_path = scratch / "palette.png"
+    if any(output.kind == "gif" for output in outputs):
+        samples = np.unique(np.linspace(0, frames.frame_count - 1, GIF_PALETTE_SAMPLES).round().astype(int))
+        _write_gif_palette(frames.frames_at(samples), gif_max_side, palette_path)
+    for output in outputs:
+        if output.kind == "mp4":
+            arguments = _mp4_arguments(frames.frame_size, fps, frames.recipe, output.temporary)
+        else:
+            arguments = _gif_arguments(frames.frame_size, fps, gif_max_side, palette_path, output.temporary)
+        output.encoder = FfmpegPipe(arguments, output.path.name)
+
+
+# -- reading clips back -----------------------------------------------------------------------------------------
+
+
+def read_clip_recipe(path: str | Path) -> ClipRecipe:
+    """The recipe from a recipe JSON file, or from an MP4's metadata."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FacegenError(f"Recipe {path} does not exist. Give the .json written beside a clip, or the .mp4 itself.")
+    if path.suffix.lower() == ".mp4":
+        text = mp4_metadata(path).get("comment")
+        if text is None:
+            raise FacegenError(f"{path} carries no facegen recipe in its metadata; use the .json written beside it.")
+        return ClipRecipe.from_json(text, source=f"The recipe in {path.name}")
+    return ClipRecipe.from_json(path.read_text(errors="replace"), source=str(path))
+
+
+def mp4_metadata(path: Path) -> dict[str, str]:
+    """Container metadata tags, read with ffmpeg's ffmetadata writer (imageio-ffmpeg ships no ffprobe)."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-f", "ffmetadata", "-"],
+        capture_output=True,
+    )
+    if result.returncode != 0:
+        raise FacegenError(f"{path} is not a readable video: {result.stderr.decode(errors='replace').strip()[-300:]}")
+    tags = {}
+    for line in result.stdout.decode(errors="replace").splitlines():
+        if line.startswith((";", "[")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        # ffmetadata escapes '=', ';', '#', '\' and newlines with a backslash
+        tags[key] = re.sub(r"\\(.)", r"\1", value)
+    return tags
+
+
+# -- background rendering for the app ---------------------------------------------------------------------------
+
+
+def preview_recipe(recipe: ClipRecipe, fps: int = 8, max_frames_per_transition: int = 12) -> ClipRecipe:
+    """A quick version of `recipe`: the same path at a few frames per transition, native size, about the same pace."""
+    transitions = recipe.keyframes_per_walk - (0 if recipe.loop else 1)
+    seconds_per_transition = recipe.duration_seconds / transitions
+    steps = min(max_frames_per_transition, max(2, round(seconds_per_transition * fps)))
+    return dataclasses.replace(
+        recipe,
+        seconds=None,
+        frames_per_transition=steps,
+        fps=min(FPS_RANGE[1], max(1, round(steps / seconds_per_transition))),
+        upscale=1,
+    )
+
+
+class RenderJob:
+    """`render_clip` on a background thread, so a page can poll its progress while other sessions stay live."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        recipe: ClipRecipe,
+        out_paths: Sequence[str | Path],
+        batch_size: int = 16,
+        gif_max_side: int = GIF_MAX_SIDE,
+    ) -> None:
+        self.recipe = recipe
+        self.frames_done = 0
+        self.frame_count = recipe.frame_count
+        self.result: ClipResult | None = None
+        self.error: str | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(generator, out_paths, batch_size, gif_max_side), daemon=True, name="clip-render"
+        )
+        self._thread.start()
+
+    def _run(self, generator: Generator, out_paths: Sequence[str | Path], batch_size: int, gif_max_side: int) -> None:
+        try:
+            self.result = render_clip(
+                generator, self.recipe, out_paths, self._progress, batch_size, gif_max_side, self._cancel
+            )
+        except FacegenError as error:
+            self.error = str(error)
+        except Exception as error:  # a thread's exception would vanish; the page must show something
+            log.exception("clip render failed")
+            self.error = f"Rendering failed unexpectedly ({type(error).__name__}: {error})."
+
+    def _progress(self, done: int, total: int) -> None:
+        self.frames_done = done
+
+    @property
+    def finished(self) -> bool:
+        return not self._thread.is_alive()
+
+    @property
+    def fraction(self) -> float:
+        return self.frames_done / self.frame_count
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.finished

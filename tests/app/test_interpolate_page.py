@@ -1,0 +1,128 @@
+"""The Interpolate page under AppTest: keyframe editing, a preview, a full render to a playable MP4 and downloads."""
+
+import subprocess
+import time
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from facegen.video import read_clip_recipe
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PAGE = str(REPO_ROOT / "pages" / "interpolate.py")
+TIMEOUT_S = 120
+
+
+def open_page() -> AppTest:
+    app = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S).run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
+
+
+def keyframe_captions(app: AppTest) -> list[str]:
+    return [caption for image in app.get("image") for caption in image.captions if ": seed " in caption]
+
+
+def run_until(app: AppTest, condition, timeout_s: float = TIMEOUT_S) -> AppTest:
+    """Rerun the page, as its polling fragment does in a browser, until `condition(app)` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition(app):
+        assert not app.exception, [exception.value for exception in app.exception]
+        assert time.monotonic() < deadline, "the render did not finish in time"
+        time.sleep(0.3)
+        app.run()
+    return app
+
+
+def short_clip(app: AppTest, seconds: int = 1, fps: int = 10) -> AppTest:
+    app.sidebar.slider(key="seconds").set_value(seconds)
+    app.sidebar.select_slider(key="fps").set_value(fps)
+    return app.run()
+
+
+def decoded_frames(path: Path, size: int) -> np.ndarray:
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
+    raw = subprocess.run(command, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, size, size, 3)
+
+
+def test_keyframes_show_thumbnails_and_can_be_added_reordered_and_removed(dcgan):
+    app = open_page()
+    assert keyframe_captions(app) == ["1: seed 1", "2: seed 7", "3: seed 42"]
+    app.number_input(key="new_seed").set_value(99).run()
+    app.button(key="add_seed").click().run()
+    assert keyframe_captions(app)[-1] == "4: seed 99"
+    app.button(key="earlier_3").click().run()
+    assert keyframe_captions(app) == ["1: seed 1", "2: seed 7", "3: seed 99", "4: seed 42"]
+    app.button(key="remove_0").click().run()
+    assert keyframe_captions(app) == ["1: seed 7", "2: seed 99", "3: seed 42"]
+
+
+def test_one_keyframe_is_an_error_message_not_a_traceback(dcgan):
+    app = open_page()
+    app.button(key="remove_0").click().run()
+    app.button(key="remove_0").click().run()
+    assert not app.exception
+    assert any("at least 2 keyframes" in error.value for error in app.error)
+
+
+def test_render_finishes_with_a_video_and_downloads(dcgan):
+    app = short_clip(open_page())
+    app.button(key="render").click().run()
+    run_until(app, lambda page: page.get("video"))
+    video = app.get("video")[0].proto
+    assert video.url.endswith(".mp4") and video.loop and video.autoplay and video.muted
+    downloads = {button.label: button for button in app.get("download_button")}
+    assert set(downloads) == {"Download MP4", "Download GIF", "Download recipe"}
+    downloads["Download MP4"].click().run()
+    assert not app.exception and not app.error
+
+    job = app.session_state["render_job"]
+    mp4 = next(path for path in job.result.paths if path.suffix == ".mp4")
+    frames = decoded_frames(mp4, 256)  # 64x64 faces, upscaled 4x by default for a small model
+    assert len(frames) == 10
+    assert read_clip_recipe(mp4) == job.recipe
+    first = frames[0].reshape(64, 4, 64, 4, 3).mean(axis=(1, 3))
+    error = np.mean((first - dcgan.sample(seeds=[1])[0]) ** 2)
+    assert 10 * np.log10(255**2 / error) > 30
+
+
+def test_quick_preview_shows_an_animated_gif(dcgan):
+    app = short_clip(open_page(), seconds=2)
+    app.button(key="preview").click().run()
+    run_until(
+        app,
+        lambda page: any(caption.startswith("Preview:") for image in page.get("image") for caption in image.captions),
+    )
+    job = app.session_state["preview_job"]
+    assert job.result.paths[0].suffix == ".gif" and job.frame_count < 20
+
+
+def test_a_long_render_does_not_block_another_session_and_can_be_stopped(dcgan):
+    app = short_clip(open_page(), seconds=30, fps=30)
+    app.button(key="render").click().run()
+    job = app.session_state["render_job"]
+
+    other_session = AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S).run()
+    assert not other_session.exception and len(other_session.get("image")) > 0
+    assert not job.finished, "the other session had to wait for the render"
+
+    app.run()
+    app.button(key="stop_render_job").click().run()
+    run_until(app, lambda page: job.finished)
+    app.run()
+    assert any("stopped" in error.value for error in app.error)
+    assert not app.get("video")

@@ -15,6 +15,7 @@ from torch import nn
 # architecture name -> (module, config class, generator class); imported lazily so a page loads only what it uses
 GENERATOR_ARCHITECTURES: dict[str, tuple[str, str, str]] = {
     "dcgan": ("facegen.models.dcgan", "DCGANConfig", "DCGANGenerator"),
+    "stylegan2": ("facegen.models.stylegan2", "StyleGAN2Config", "StyleGAN2Generator"),
     "progan": ("facegen.models.progan", "ProGANConfig", "ProGANGenerator"),
     "progan-facebook": ("facegen.models.progan_facebook", "FacebookProGANConfig", "FacebookProGANGenerator"),
 }

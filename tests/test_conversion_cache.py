@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from tests.formats import progan_fixtures as fx
 from tests.test_registry import write_tiny_dcgan
 
 SEEDS = [0, 1, 2]
+NVIDIA_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "nvidia"
 OPENED: list[str] = []
 RECORDING_OPENS = [False]
 
@@ -48,7 +51,13 @@ def write_dcgan(path, seed=0):
     return path
 
 
+def copy_nvidia_fixture(path, seed=0):
+    """The in-repo StyleGAN2 fixture (one network: `seed` has nothing to choose)."""
+    return Path(shutil.copyfile(NVIDIA_FIXTURES / "sg2.pkl", path))
+
+
 FORMATS = {
+    "nvidia-pickle": (copy_nvidia_fixture, "sg2.pkl"),
     "tf-progan": (write_progan, "progan.pkl"),
     "facebook-pgan": (write_pgan, "pgan.pth"),
     "torch-dcgan": (write_dcgan, "tiny.pt"),

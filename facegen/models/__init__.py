@@ -16,6 +16,7 @@ from torch import nn
 GENERATOR_ARCHITECTURES: dict[str, tuple[str, str, str]] = {
     "dcgan": ("facegen.models.dcgan", "DCGANConfig", "DCGANGenerator"),
     "stylegan2": ("facegen.models.stylegan2", "StyleGAN2Config", "StyleGAN2Generator"),
+    "stylegan3": ("facegen.models.stylegan3", "StyleGAN3Config", "StyleGAN3Generator"),
     "progan": ("facegen.models.progan", "ProGANConfig", "ProGANGenerator"),
     "progan-facebook": ("facegen.models.progan_facebook", "FacebookProGANConfig", "FacebookProGANGenerator"),
 }

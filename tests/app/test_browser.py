@@ -29,3 +29,22 @@ def test_sample_page_shows_the_face_grid_in_a_browser(tmp_path, dcgan):
     assert np.array_equal(shown, expected), "the browser shows other pixels than seeds 0-15 of the model"
     screenshot = np.asarray(Image.open(tmp_path / "sample-page.png").convert("RGB"))
     assert screenshot.std() > 20, "the screenshot is blank"
+
+
+def test_interpolate_page_renders_a_clip_that_plays_in_the_browser(tmp_path, dcgan):
+    with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
+        page.goto(base_url)
+        page.get_by_role("link", name="Interpolate").click()
+        page.get_by_role("button", name="Render clip").click()
+        page.wait_for_function(
+            "() => { const v = document.querySelector('video'); return v && v.readyState >= 2 && v.currentTime > 0.5; }",
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        video = page.evaluate(
+            "() => { const v = document.querySelector('video');"
+            " return {width: v.videoWidth, height: v.videoHeight, duration: v.duration, paused: v.paused}; }"
+        )
+        page.screenshot(path=str(tmp_path / "interpolate-page.png"), full_page=True)
+    assert video["width"] >= 64 and video["height"] >= 64
+    assert abs(video["duration"] - 6.0) < 0.2, "the default clip is 6 seconds"
+    assert not video["paused"]

@@ -51,16 +51,18 @@ def write_dcgan(path, seed=0):
     return path
 
 
-def copy_nvidia_fixture(path, seed=0):
-    """The in-repo StyleGAN2 fixture (one network: `seed` has nothing to choose)."""
-    return Path(shutil.copyfile(NVIDIA_FIXTURES / "sg2.pkl", path))
+def nvidia_fixture(name: str):
+    """A writer that copies the in-repo NVIDIA fixture `name` (one network each: `seed` has nothing to choose)."""
+    return lambda path, seed=0: Path(shutil.copyfile(NVIDIA_FIXTURES / name, path))
 
 
+# case -> (catalog format, file writer(path, seed), file name)
 FORMATS = {
-    "nvidia-pickle": (copy_nvidia_fixture, "sg2.pkl"),
-    "tf-progan": (write_progan, "progan.pkl"),
-    "facebook-pgan": (write_pgan, "pgan.pth"),
-    "torch-dcgan": (write_dcgan, "tiny.pt"),
+    "stylegan2-pickle": ("nvidia-pickle", nvidia_fixture("sg2.pkl"), "sg2.pkl"),
+    "stylegan3-pickle": ("nvidia-pickle", nvidia_fixture("sg3t.pkl"), "sg3t.pkl"),
+    "tf-progan": ("tf-progan", write_progan, "progan.pkl"),
+    "facebook-pgan": ("facebook-pgan", write_pgan, "pgan.pth"),
+    "torch-dcgan": ("torch-dcgan", write_dcgan, "tiny.pt"),
 }
 
 
@@ -71,9 +73,9 @@ def host():
     host.close()
 
 
-def serve_model(host, tmp_path, monkeypatch, format_name: str, seed: int = 0):
-    """A catalog model `served` in `format_name`, on the fake host; returns its catalog entry."""
-    write, filename = FORMATS[format_name]
+def serve_model(host, tmp_path, monkeypatch, case: str, seed: int = 0):
+    """A catalog model `served` as in FORMATS[case], on the fake host; returns its catalog entry."""
+    format_name, write, filename = FORMATS[case]
     source = write(tmp_path / filename, seed)
     host.serve(filename, source.read_bytes())
     use_catalog(
@@ -113,9 +115,9 @@ def reading_no_pickles() -> Iterator[list[str]]:
             RECORDING_OPENS[0] = False
 
 
-@pytest.mark.parametrize("format_name", list(FORMATS))
-def test_second_load_reads_no_pickle_and_draws_the_same_faces(host, tmp_path, monkeypatch, format_name):
-    entry = serve_model(host, tmp_path, monkeypatch, format_name)
+@pytest.mark.parametrize("case", list(FORMATS))
+def test_second_load_reads_no_pickle_and_draws_the_same_faces(host, tmp_path, monkeypatch, case):
+    entry = serve_model(host, tmp_path, monkeypatch, case)
     first = registry.load_generator("served")
     converted = registry.converted_path(entry)
     assert converted.exists() and converted.with_suffix(".json").exists()

@@ -113,3 +113,15 @@ def save_images(
     columns = columns or grid_columns(len(images))
     write_atomically(path, png_bytes(make_grid(images, columns), dict(recipe, grid_columns=columns)))
     return [path]
+
+
+RESAMPLE_FILTERS = {"lanczos": Image.LANCZOS, "nearest": Image.NEAREST}
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int], resample: str = "lanczos") -> np.ndarray:
+    """An HWC uint8 image at (width, height); 'nearest' keeps pixel edges crisp, 'lanczos' smooths them."""
+    if resample not in RESAMPLE_FILTERS:
+        raise FacegenError(f"Unknown resize filter {resample!r}. Choose one of: {', '.join(RESAMPLE_FILTERS)}.")
+    if (image.shape[1], image.shape[0]) == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize(tuple(size), RESAMPLE_FILTERS[resample]))

@@ -159,12 +159,40 @@ class ModelChoice:
 
 
 def list_model_choices() -> list[ModelChoice]:
-    """Catalog models with their availability, for pickers and `facegen models`."""
+    """Catalog models with their availability, then own training runs that have a checkpoint, for pickers."""
     choices = []
     for entry in load_catalog().values():
         status = model_status(entry)
         choices.append(ModelChoice(entry.model_id, entry.title, status.state, status.detail, entry.license))
+    return choices + run_choices()
+
+
+def run_choices() -> list[ModelChoice]:
+    from facegen.train.runs import list_checkpoints, list_runs
+
+    choices = []
+    for run in list_runs():
+        checkpoints = list_checkpoints(run.path)
+        if checkpoints:
+            detail = f"{run.status}, checkpoint at step {checkpoints[-1].step:,} of {run.total_steps:,}, data {run.dataset}"
+            choices.append(ModelChoice(f"{RUN_PREFIX}{run.name}", f"{run.name} (own {run.arch} run)", "cached", detail, is_catalog=False))
     return choices
+
+
+def pin_run_checkpoint(spec: str) -> str:
+    """`run:NAME` as `run:NAME@STEP` of its newest checkpoint, so a cached model is renewed as the run trains on.
+
+    Other specs, and runs without a checkpoint yet (whose loading explains that), are returned unchanged.
+    """
+    if not spec.startswith(RUN_PREFIX) or "@" in spec:
+        return spec
+    from facegen.train.runs import list_checkpoints, resolve_run
+
+    try:
+        checkpoints = list_checkpoints(resolve_run(spec[len(RUN_PREFIX) :]))
+    except FacegenError:
+        return spec
+    return f"{spec}@{checkpoints[-1].step}" if checkpoints else spec
 
 
 def fetch_model(model_id: str, progress: hub.ProgressCallback | None = None) -> Path:

@@ -449,7 +449,8 @@ def mp4_crf(frame_size: tuple[int, int]) -> int:
     return MP4_CRF_SMALL_FRAMES if frame_size[0] * frame_size[1] <= SMALL_FRAME_PIXELS else MP4_CRF
 
 
-def _mp4_arguments(frame_size: tuple[int, int], fps: int, recipe: ClipRecipe, temporary: Path) -> list[str]:
+def mp4_arguments(frame_size: tuple[int, int], fps: int, comment: str, temporary: Path) -> list[str]:
+    """ffmpeg arguments that encode raw RGB frames from stdin into a browser-playable H.264 MP4 with `comment`."""
     return [
         *_raw_input_args(frame_size, Fraction(fps)),
         "-c:v", "libx264", "-preset", MP4_PRESET, "-crf", str(mp4_crf(frame_size)),
@@ -457,7 +458,7 @@ def _mp4_arguments(frame_size: tuple[int, int], fps: int, recipe: ClipRecipe, te
         "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
         "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
         "-movflags", "+faststart",  # index first: browsers start playing before the whole file arrives
-        "-metadata", f"comment={recipe.to_json(indent=None)}",
+        "-metadata", f"comment={comment}",
         "-f", "mp4", str(temporary),
     ]  # fmt: skip
 
@@ -664,7 +665,7 @@ def _open_encoders(frames: ClipFrames, outputs: list[_Output], gif_max_side: int
         _write_gif_palette(frames.frames_at(samples), gif_max_side, palette_path)
     for output in outputs:
         if output.kind == "mp4":
-            arguments = _mp4_arguments(frames.frame_size, fps, frames.recipe, output.temporary)
+            arguments = mp4_arguments(frames.frame_size, fps, frames.recipe.to_json(indent=None), output.temporary)
         else:
             arguments = _gif_arguments(frames.frame_size, fps, gif_max_side, palette_path, output.temporary)
         output.encoder = FfmpegPipe(arguments, output.path.name)

@@ -14,6 +14,8 @@ Pick a page in the sidebar:
 
 - **Sample**: faces by seed and truncation from any model.
 - **Interpolate**: a clip of faces morphing from seed to seed, as MP4 and GIF.
+- **Training**: your runs with their curves, sample grids, timelapses and checkpoints; start a run and watch it live.
+- **Compare**: your runs, checkpoints and pretrained models side by side on the same seeds, with FID and KID.
 """
 )
 st.subheader("Models")

@@ -15,6 +15,8 @@ from torch import nn
 # architecture name -> (module, config class, generator class); imported lazily so a page loads only what it uses
 GENERATOR_ARCHITECTURES: dict[str, tuple[str, str, str]] = {
     "dcgan": ("facegen.models.dcgan", "DCGANConfig", "DCGANGenerator"),
+    "cdcgan": ("facegen.models.cdcgan", "CDCGANConfig", "CDCGANGenerator"),
+    "progan": ("facegen.models.progan", "ProGANConfig", "ProGANGenerator"),
     "stylegan2": ("facegen.models.stylegan2", "StyleGAN2Config", "StyleGAN2Generator"),
     "stylegan3": ("facegen.models.stylegan3", "StyleGAN3Config", "StyleGAN3Generator"),
     "progan": ("facegen.models.progan", "ProGANConfig", "ProGANGenerator"),

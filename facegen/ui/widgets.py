@@ -14,7 +14,7 @@ import streamlit as st
 from facegen.errors import FacegenError
 from facegen.generator import Generator
 from facegen.latent import parse_seeds, random_seeds
-from facegen.registry import ModelChoice, catalog_entry, fetch_model, list_model_choices, load_generator
+from facegen.registry import ModelChoice, catalog_entry, fetch_model, list_model_choices, load_generator, pin_run_checkpoint
 
 CUSTOM_PATH = "Weights file path…"
 T = TypeVar("T")
@@ -84,7 +84,7 @@ def ready_generator(model_spec: str | None, container=None) -> Generator | None:
         if run_or_show_error(lambda: fetch_model(model_spec, show_progress)) is None:
             return None
         bar.empty()
-    return run_or_show_error(lambda: cached_generator(model_spec))
+    return run_or_show_error(lambda: cached_generator(pin_run_checkpoint(model_spec)))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,97 @@
+"""`facegen train`: train a DCGAN, WGAN-GP, ProGAN or attribute-conditioned DCGAN into a run directory.
+
+Every TrainConfig setting is an option (`--sample-every 50`); a --config file (.json or .toml) holds the same
+settings, and options given on the command line win over it. `--resume RUN_DIR` continues a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from facegen.errors import FacegenError
+from facegen.train import distributed, runs
+from facegen.train.config import ARCHITECTURES, TrainConfig, read_config_file, resolve_config
+from facegen.train.loop import TrainResult, resume_run, start_run
+
+HELP = {
+    "arch": f"architecture: {', '.join(ARCHITECTURES)}",
+    "data": "images: a folder, a .zip, a CelebA folder, hf:OWNER/NAME, demo:lfw or demo:digiface?n=N",
+    "steps": "generator updates to train for",
+    "out": "run directory to create (e.g. runs/my-faces)",
+    "batch": "images per batch, over all processes (default 64)",
+    "seed": "seed of initial weights, data order and noise (default 0)",
+    "deterministic": "deterministic kernels: a killed and resumed run ends with the same weights (slower on GPUs)",
+    "resolution": "DCGAN family: 32 or 64 (default 64); ProGAN: final resolution, up to 256 (default 256)",
+    "start_resolution": "ProGAN: resolution growing starts from (default 16)",
+    "phase_steps": "ProGAN: steps per fade-in and per stable phase (default: steps split evenly)",
+    "keep_checkpoints": "newest checkpoints to keep besides marked ones (default 3)",
+    "device": "auto, cpu, cuda or cuda:N (default auto)",
+    "amp": "bfloat16 mixed precision where the GPU or CPU computes bfloat16 natively (default on)",
+    "channels_last": "NHWC memory layout (default on)",
+}
+
+
+def _option_type(annotation: str) -> type:
+    return int if "int" in annotation else float if "float" in annotation else str
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a face GAN into a run directory",
+        description="Train a face GAN. Options override --config; --resume continues a run from its last checkpoint.",
+    )
+    parser.add_argument("--config", help="a .json or .toml file of settings (keys as the options, e.g. sample_every)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for field in dataclasses.fields(TrainConfig):
+        option = "--" + field.name.replace("_", "-")
+        help_text = HELP.get(field.name)
+        if "bool" in str(field.type):
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(option, type=_option_type(str(field.type)), default=None, help=help_text)
+    parser.set_defaults(run=run)
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    return {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(TrainConfig)
+        if getattr(args, field.name) is not None
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = given_settings(args)
+    show_progress = not args.no_progress
+    if args.resume:
+        extra = sorted(set(settings) - {"steps"})
+        if extra or args.config:
+            given = ", ".join("--" + name.replace("_", "-") for name in extra) or "--config"
+            raise FacegenError(
+                f"--resume continues a run with the settings it started with; drop {given} (only --steps, to "
+                "train longer, may be given)."
+            )
+        result = resume_run(args.resume, settings.get("steps"), progress=show_progress)
+    else:
+        file_settings = read_config_file(args.config) if args.config else {}
+        config = resolve_config({**file_settings, **settings})
+        if not config.out:
+            raise FacegenError("Missing --out: give the run directory to create, e.g. --out runs/my-faces.")
+        result = start_run(config, config.out, progress=show_progress)
+    if distributed.from_environment().is_writer:
+        report(result)
+    return 0
+
+
+def report(result: TrainResult) -> None:
+    verb = "Stopped" if result.state == "stopped" else "Finished"
+    print(f"{verb} at step {result.step}: {result.run_dir}")
+    if result.checkpoint is not None:
+        reference = result.run_dir.name if result.run_dir.resolve().parent == runs.default_runs_root().resolve() else result.run_dir
+        print(f"Checkpoint: {result.checkpoint}")
+        print(f"Sample it: python -m facegen sample --model run:{reference} --seeds 0-15 --out grid.png")
+    if result.state == "stopped":
+        print(f"Continue it: python -m facegen train --resume {result.run_dir}")

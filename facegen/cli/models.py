@@ -1,4 +1,4 @@
-"""`facegen models`: the catalog with each model's availability and licence."""
+"""`facegen models`: the catalog with each model's availability and licence, then own training runs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from facegen.registry import list_model_choices, load_catalog
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list catalog models: cached, downloadable (size) or why not")
+    parser = subparsers.add_parser("models", help="list catalog models (cached, downloadable with size, or why not)")
     parser.set_defaults(run=run)
 
 
@@ -17,8 +17,9 @@ def run(args: argparse.Namespace) -> int:
     rows = [("ID", "STATE", "RES", "FAMILY", "SIZE, PATH OR REASON")]
     licences = [""]
     for choice in list_model_choices():
-        entry = catalog[choice.spec]
-        rows.append((entry.model_id, choice.state, str(entry.resolution), entry.family, choice.detail))
+        entry = catalog.get(choice.spec) if choice.is_catalog else None
+        resolution, family = (str(entry.resolution), entry.family) if entry else ("", "own run")
+        rows.append((choice.spec, choice.state, resolution, family, choice.detail))
         licences.append(choice.license)
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row, licence in zip(rows, licences):

@@ -83,6 +83,9 @@ class Generator:
         self.info = info
         self.device = torch.device(device)
         self.network = prepare_for_inference(network.eval()).requires_grad_(False).to(self.device)
+        # The network under its own parameter names, as `save_generator` writes it: inference preparation may
+        # fold layers into others (batch norm), and a folded network no longer fits its architecture's config.
+        self.exportable_network = network
 
     # -- facts the UI needs -------------------------------------------------------------------------------
     @property

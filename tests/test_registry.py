@@ -103,7 +103,7 @@ def test_corrupt_cache_while_offline_says_how_to_place_the_file(tiny_catalog):
         registry.load_generator("tiny-dcgan")
     assert "404" in str(caught.value)
     assert not cached.exists(), "the corrupt file must not stay in the cache"
-    assert registry.model_status(registry.catalog_entry("tiny-dcgan")).state == "unavailable"
+    assert registry.model_status(registry.catalog_entry("tiny-dcgan")).state == "failed"
 
 
 def test_wrong_file_from_host_is_rejected_not_cached(tiny_catalog):

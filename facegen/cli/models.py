@@ -1,23 +1,29 @@
-"""`facegen models`: the catalog with each model's availability."""
+"""`facegen models`: the catalog with each model's availability and licence, then own training runs."""
 
 from __future__ import annotations
 
 import argparse
 
-from facegen.registry import load_catalog, model_status
+from facegen.registry import list_model_choices, load_catalog
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list catalog models and whether they are cached")
+    parser = subparsers.add_parser("models", help="list catalog models (cached, downloadable with size, or why not)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = [("ID", "STATE", "RES", "FAMILY", "DETAIL")]
-    for entry in load_catalog().values():
-        status = model_status(entry)
-        rows.append((entry.model_id, status.state, str(entry.resolution), entry.family, status.detail))
+    catalog = load_catalog()
+    rows = [("ID", "STATE", "RES", "FAMILY", "SIZE, PATH OR REASON")]
+    licences = [""]
+    for choice in list_model_choices():
+        entry = catalog.get(choice.spec) if choice.is_catalog else None
+        resolution, family = (str(entry.resolution), entry.family) if entry else ("", "own run")
+        rows.append((choice.spec, choice.state, resolution, family, choice.detail))
+        licences.append(choice.license)
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    for row in rows:
+    for row, licence in zip(rows, licences):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        if licence:
+            print(f"    licence: {licence}")
     return 0

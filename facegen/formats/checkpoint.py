@@ -76,7 +76,6 @@ def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -
     weights_path = Path(weights_path)
     description = read_description(weights_path)
     config = config_from_dict(description["architecture"], description["config"])
-    network = build_generator(description["architecture"], config)
     try:
         state = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError) as error:
@@ -84,7 +83,9 @@ def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -
             f"{weights_path} is not a readable safetensors file ({error}). It may be truncated: re-fetch or "
             "re-export it."
         ) from None
-    network.load_state_dict(state)
+    network = build_generator(description["architecture"], config)
+    # the file's tensors take the place of the freshly initialised ones instead of being copied into them
+    network.load_state_dict(state, assign=True)
     return network, description
 
 

@@ -19,6 +19,7 @@ GENERATOR_ARCHITECTURES: dict[str, tuple[str, str, str]] = {
     "progan": ("facegen.models.progan", "ProGANConfig", "ProGANGenerator"),
     "stylegan2": ("facegen.models.stylegan2", "StyleGAN2Config", "StyleGAN2Generator"),
     "stylegan3": ("facegen.models.stylegan3", "StyleGAN3Config", "StyleGAN3Generator"),
+    "progan-facebook": ("facegen.models.progan_facebook", "FacebookProGANConfig", "FacebookProGANGenerator"),
 }
 
 

@@ -35,19 +35,29 @@ def run_or_show_error(action: Callable[[], T]) -> T | None:
         return None
 
 
-def _choice_label(choice: ModelChoice) -> str:
-    return f"{choice.title} · {choice.state}"
+def choice_label(choice: ModelChoice) -> str:
+    """Short: the title, plus the download size or a one-word reason when the model is not cached yet."""
+    if choice.state == "downloadable":
+        return f"{choice.title} · {choice.detail}"
+    if choice.state in ("failed", "unavailable"):
+        return f"{choice.title} · {'fetch failed' if choice.state == 'failed' else 'unavailable'}"
+    return choice.title
 
 
 def model_picker(label: str = "Model", key: str = "model", container=st.sidebar) -> str | None:
     """Pick a catalog model, an own training run, or a weights file; returns a model spec."""
-    choices = list_model_choices()
-    labels = [_choice_label(choice) for choice in choices] + [CUSTOM_PATH]
-    picked = container.selectbox(label, labels, key=key)
+    choices = {choice.spec: choice for choice in list_model_choices()}
+    # options are model ids, so the selection survives a label change (e.g. after a fetch)
+    picked = container.selectbox(
+        label,
+        [*choices, CUSTOM_PATH],
+        key=key,
+        format_func=lambda spec: choice_label(choices[spec]) if spec in choices else spec,
+    )
     if picked == CUSTOM_PATH:
         path = container.text_input("Path to a .pkl, .safetensors or .pt file", key=f"{key}_path")
         return path.strip() or None
-    choice = choices[labels.index(picked)]
+    choice = choices[picked]
     if choice.license:
         container.caption(f"Licence: {choice.license}")
     return choice.spec

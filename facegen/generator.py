@@ -189,7 +189,11 @@ class Generator:
         noise_mode: NoiseMode = "const",
         batch_size: int = 16,
     ) -> np.ndarray:
-        """Seeds or latents to uint8 NHWC images. The same seed gives the same pixels at any batch size."""
+        """Seeds or latents to uint8 NHWC images.
+
+        The same seed gives the same pixels on every run. Across batch sizes the pixels are identical for
+        DCGAN-family networks; StyleGAN2 uses a faster path for a single image, which can differ by one level.
+        """
         if (seeds is None) == (latents is None):
             raise FacegenError("Give either seeds or latents.")
         if seeds is not None:

@@ -145,7 +145,7 @@ def test_damaged_conversion_is_made_again(host, tmp_path, monkeypatch):
 
 
 def test_replaced_source_invalidates_the_conversion(host, tmp_path, monkeypatch):
-    entry = serve_model(host, tmp_path, monkeypatch, "tf-progan")
+    serve_model(host, tmp_path, monkeypatch, "tf-progan")
     old_faces = registry.load_generator("served").sample(seeds=SEEDS)
     other = write_progan(tmp_path / "other-progan.pkl", seed=9)
     registry.install_from_file("served", other)

@@ -4,10 +4,7 @@ come from `ffmpeg -i` and frames from decoding), recipes that render the same fr
 import dataclasses
 import io
 import json
-import re
-import subprocess
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
@@ -24,8 +21,7 @@ from facegen.models.dcgan import DCGANConfig, DCGANGenerator
 from facegen.sampling import SampleRequest, render
 from facegen.video import ClipFrames, ClipRecipe, RenderJob, read_clip_recipe, render_clip
 from tests.conftest import run_cli
-
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+from tests.media import decoded_frames, stream_facts
 
 
 class SmoothStyleNet(nn.Module):
@@ -77,26 +73,6 @@ def tiny_dcgan_file(tmp_path):
 def recipe(**changes) -> ClipRecipe:
     values = dict(model="smooth", keyframe_seeds=(1, 7, 42), seconds=1.5, fps=20)
     return ClipRecipe(**{**values, **changes})
-
-
-def stream_facts(path) -> dict:
-    """Codec, pixel format and size of the first video stream, from `ffmpeg -i`'s report."""
-    report = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
-    stream = next(line for line in report.splitlines() if "Video:" in line)
-    codec = re.search(r"Video: (\w+)", stream).group(1)
-    pixel_format = re.search(r"Video: [^,]+, (\w+)", stream).group(1)
-    width, height = map(int, re.search(r", (\d+)x(\d+)", stream).groups())
-    return {"codec": codec, "pixel_format": pixel_format, "size": (width, height), "report": report}
-
-
-def decoded_frames(path) -> np.ndarray:
-    width, height = stream_facts(path)["size"]
-    raw = subprocess.run(
-        [FFMPEG, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:

@@ -26,7 +26,6 @@ so both variants load into the same module.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path

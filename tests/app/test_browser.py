@@ -9,17 +9,15 @@ from facegen.images import make_grid
 from tests.app.browser import chromium_page, served_app
 
 LOAD_TIMEOUT_MS = 90_000
+LOADED_IMAGES = """(count) => [...document.querySelectorAll('[data-testid="stImage"] img')]
+                                .filter(img => img.complete && img.naturalWidth > 0).length >= count"""
 
 
 def test_sample_page_shows_the_face_grid_in_a_browser(tmp_path, dcgan):
     with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
         page.goto(base_url)
         page.get_by_role("link", name="Sample").click()
-        page.wait_for_function(
-            """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
-                     .filter(img => img.complete && img.naturalWidth > 0).length >= 17""",
-            timeout=LOAD_TIMEOUT_MS,
-        )
+        page.wait_for_function(LOADED_IMAGES, arg=17, timeout=LOAD_TIMEOUT_MS)
         page.screenshot(path=str(tmp_path / "sample-page.png"), full_page=True)
         grid_source = page.locator('[data-testid="stImage"] img').first.get_attribute("src")
         grid_png = page.request.get(grid_source if grid_source.startswith("http") else base_url + grid_source).body()
@@ -35,16 +33,20 @@ def test_interpolate_page_renders_a_clip_that_plays_in_the_browser(tmp_path, dcg
     with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
         page.goto(base_url)
         page.get_by_role("link", name="Interpolate").click()
+        # the three keyframe thumbnails mean the page has finished its first run; a click before that can be lost
+        page.wait_for_function(LOADED_IMAGES, arg=3, timeout=LOAD_TIMEOUT_MS)
         page.get_by_role("button", name="Render clip").click()
-        page.wait_for_function(
-            "() => { const v = document.querySelector('video'); return v && v.readyState >= 2 && v.currentTime > 0.5; }",
-            timeout=LOAD_TIMEOUT_MS,
-        )
+        try:
+            page.wait_for_function(
+                "() => { const v = document.querySelector('video'); return v && v.readyState >= 2 && v.currentTime > 0.5; }",
+                timeout=LOAD_TIMEOUT_MS,
+            )
+        finally:
+            page.screenshot(path=str(tmp_path / "interpolate-page.png"), full_page=True)
         video = page.evaluate(
             "() => { const v = document.querySelector('video');"
             " return {width: v.videoWidth, height: v.videoHeight, duration: v.duration, paused: v.paused}; }"
         )
-        page.screenshot(path=str(tmp_path / "interpolate-page.png"), full_page=True)
     assert video["width"] >= 64 and video["height"] >= 64
     assert abs(video["duration"] - 6.0) < 0.2, "the default clip is 6 seconds"
     assert not video["paused"]

@@ -1,14 +1,13 @@
 """The Interpolate page under AppTest: keyframe editing, a preview, a full render to a playable MP4 and downloads."""
 
-import subprocess
 import time
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from facegen.video import read_clip_recipe
+from tests.media import decoded_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(REPO_ROOT / "pages" / "interpolate.py")
@@ -40,23 +39,6 @@ def short_clip(app: AppTest, seconds: int = 1, fps: int = 10) -> AppTest:
     app.sidebar.slider(key="seconds").set_value(seconds)
     app.sidebar.select_slider(key="fps").set_value(fps)
     return app.run()
-
-
-def decoded_frames(path: Path, size: int) -> np.ndarray:
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]
-    raw = subprocess.run(command, capture_output=True, check=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, size, size, 3)
 
 
 def test_keyframes_show_thumbnails_and_can_be_added_reordered_and_removed(dcgan):
@@ -92,7 +74,7 @@ def test_render_finishes_with_a_video_and_downloads(dcgan):
 
     job = app.session_state["render_job"]
     mp4 = next(path for path in job.result.paths if path.suffix == ".mp4")
-    frames = decoded_frames(mp4, 256)  # 64x64 faces, upscaled 4x by default for a small model
+    frames = decoded_frames(mp4)  # 64x64 faces, upscaled 4x by default for a small model
     assert len(frames) == 10
     assert read_clip_recipe(mp4) == job.recipe
     first = frames[0].reshape(64, 4, 64, 4, 3).mean(axis=(1, 3))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,29 +14,13 @@ from facegen.images import resize_image
 from facegen.train import browse, runs
 from facegen.train.config import ConfigError
 from facegen.video import mp4_metadata
+from tests.media import decoded_frames
 from tests.tiny_runs import TINY_SETTINGS, train_tiny_run, wait_for, write_crashed_run
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     return train_tiny_run(tmp_path_factory.mktemp("runs") / "tiny", steps=20)
-
-
-def decoded_frames(path, width: int, height: int) -> np.ndarray:
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]
-    raw = subprocess.run(command, capture_output=True, check=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
 
 
 # -- curves -----------------------------------------------------------------------------------------------------
@@ -82,7 +64,7 @@ def test_timelapse_shows_every_grid_of_a_run(finished_run, tmp_path):
     assert timelapse.steps == (5, 10, 15, 20)
     width, height = timelapse.frame_size
     assert height >= browse.MIN_TIMELAPSE_HEIGHT and width % 2 == 0 and height % 2 == 0
-    frames = decoded_frames(timelapse.path, width, height).astype(float)
+    frames = decoded_frames(timelapse.path).astype(float)
     assert len(frames) == len(grids)
     expected = [
         resize_image(np.asarray(Image.open(grid.path).convert("RGB")), (width, height), "nearest").astype(float)
@@ -97,7 +79,7 @@ def test_timelapse_labels_each_frame_with_its_step(finished_run, tmp_path):
     plain = browse.build_timelapse(finished_run, tmp_path / "plain.mp4", label_steps=False)
     labelled = browse.build_timelapse(finished_run, tmp_path / "labelled.mp4", label_steps=True)
     size = plain.frame_size
-    plain_frames, labelled_frames = decoded_frames(plain.path, *size), decoded_frames(labelled.path, *size)
+    plain_frames, labelled_frames = decoded_frames(plain.path), decoded_frames(labelled.path)
     corner = (slice(None), slice(0, 8), slice(0, 8))
     assert np.abs(plain_frames[corner].astype(int) - labelled_frames[corner]).mean() > 20, "no label box in the corner"
     bottom = (slice(None), slice(size[1] // 2, None))
@@ -115,7 +97,7 @@ def test_timelapse_plays_grids_in_step_order_and_scales_grids_that_grew_to_the_f
         Image.new("RGB", (side, side), colour).save(runs.sample_grid_path(run_dir, step))
     timelapse = browse.build_timelapse(run_dir, tmp_path / "grew.mp4", label_steps=False)
     assert timelapse.frame_size == (256, 256)
-    frames = decoded_frames(timelapse.path, 256, 256)
+    frames = decoded_frames(timelapse.path)
     for frame, colour in zip(frames, colours.values()):
         assert np.abs(frame.reshape(-1, 3).mean(axis=0) - colour).max() < 12
 

@@ -384,7 +384,7 @@ def load_weights_file(
     if format_name == "nvidia-pickle":
         from facegen.formats.nvidia_pickle import load_nvidia_generator
 
-        return load_nvidia_generator(path, model_id=model_id, device=device)
+        return load_nvidia_generator(path, model_id=model_id, device=device, sha256=sha256)
     if format_name == "tf-progan":
         from facegen.formats.tf_progan import load_tf_progan_generator
 

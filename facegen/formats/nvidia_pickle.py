@@ -684,8 +684,14 @@ def _attribute(module: PersistentModule, name: str) -> Any:
         ) from None
 
 
-def load_nvidia_generator(path: str | Path, model_id: str | None = None, device: str = "cpu") -> Generator:
-    """An NVIDIA StyleGAN2/2-ADA/3 pickle as a facegen Generator (G_ema, else G), running facegen's own code."""
+def load_nvidia_generator(
+    path: str | Path, model_id: str | None = None, device: str = "cpu", sha256: str | None = None
+) -> Generator:
+    """An NVIDIA StyleGAN2/2-ADA/3 pickle as a facegen Generator (G_ema, else G), running facegen's own code.
+
+    `sha256`: the file's hash when the caller already verified it (the registry does), so a release of a few
+    hundred MB is not hashed twice.
+    """
     path = Path(path)
     snapshot = read_network_pickle(path)
     g = snapshot["G_ema"] if isinstance(snapshot["G_ema"], PersistentModule) else snapshot["G"]
@@ -709,7 +715,7 @@ def load_nvidia_generator(path: str | Path, model_id: str | None = None, device:
         label_names=tuple(f"class {index}" for index in range(c_dim)),
         has_w_space=True,
         has_noise_inputs=family == "stylegan2",
-        file_sha256=sha256_file(path),
+        file_sha256=sha256 or sha256_file(path),
         description=f"NVIDIA {description['variant']} network from {path.name}",
         extra=description,
     )

@@ -3,9 +3,9 @@
     python bench/video.py [--model digiface-dcgan64] [--rounds 9] [--upscale 1]
 
 For a 10-second 30 fps loop (300 frames) it times, in one process and interleaved round by round, generation alone
-(the renderer's own producer thread and frame assembly, upscaling included, no encoder attached), the full render
+(the renderer's own producer threads and frame assembly, upscaling included, no encoder attached), the full render
 to MP4 and the full render to GIF, in wall seconds and in CPU seconds (this process plus ffmpeg). Generation is
-timed on the producer thread, as rendering runs it: on a busy machine thread placement alone changes torch's CPU
+timed on the producer threads, as rendering runs them: on a busy machine thread placement alone changes torch's CPU
 speed (OpenMP workers spin against other processes' load).
 Peak memory is measured in fresh subprocesses (so each high-water mark starts clean) for 300 and 3,000 frames:
 the Python process's peak RSS (VmHWM), the peak of numpy/Python allocations (tracemalloc), and ffmpeg's peak RSS

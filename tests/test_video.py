@@ -4,6 +4,7 @@ come from `ffmpeg -i` and frames from decoding), recipes that render the same fr
 import dataclasses
 import io
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from facegen.generator import Generator, ModelInfo
 from facegen.images import make_grid, png_bytes
 from facegen.models.dcgan import DCGANConfig, DCGANGenerator
 from facegen.sampling import SampleRequest, render
-from facegen.video import ClipFrames, ClipRecipe, RenderJob, read_clip_recipe, render_clip
+from facegen.video import ClipFrames, ClipRecipe, RenderJob, read_clip_recipe, render_clip, stream_frames
 from tests.conftest import run_cli
 from tests.media import decoded_frames, stream_facts
 
@@ -162,6 +163,35 @@ def test_seed_labels_are_drawn_in_each_cells_top_corner_only(generator):
     assert {0, 1} == set(changed_cols // 128), "each cell of the grid gets its own label"
 
 
+# -- streaming ---------------------------------------------------------------------------------------------------
+
+
+def test_streamed_frames_come_in_order_across_producers_and_leave_torch_threads_alone(generator):
+    frames = ClipFrames(generator, recipe(seconds=2.35, fps=20))  # 47 frames: 10 batches of 5, the last short
+    threads_before = torch.get_num_threads()
+    streamed = np.concatenate(list(stream_frames(frames, batch_size=5)))
+    assert np.array_equal(streamed, frames.frames_at(np.arange(47)))
+    threads_seen = []
+    checker = threading.Thread(target=lambda: threads_seen.append(torch.get_num_threads()))
+    checker.start()
+    checker.join()
+    assert threads_seen == [threads_before] and torch.get_num_threads() == threads_before
+
+
+def test_a_failing_batch_stops_the_render_with_its_error_and_no_file(generator, tmp_path, monkeypatch):
+    real_cell_images = ClipFrames.cell_images
+
+    def fail_at_frame_30(self, frame_indices):
+        if 30 in frame_indices:
+            raise FacegenError("the model ran out of memory at frame 30")
+        return real_cell_images(self, frame_indices)
+
+    monkeypatch.setattr(ClipFrames, "cell_images", fail_at_frame_30)
+    with pytest.raises(FacegenError, match="frame 30"):
+        render_clip(generator, recipe(seconds=3, fps=20), [tmp_path / "walk.mp4", tmp_path / "walk.gif"], batch_size=4)
+    assert not list(tmp_path.iterdir())
+
+
 # -- the GIF ----------------------------------------------------------------------------------------------------
 
 
@@ -191,6 +221,18 @@ def test_gif_is_scaled_down_to_a_sensible_size(generator, tmp_path):
     render_clip(generator, recipe(upscale=8, seconds=0.5), tmp_path / "big.gif", gif_max_side=100)
     with Image.open(tmp_path / "big.gif") as gif:
         assert gif.size == (100, 100)
+
+
+def test_gif_of_an_upscaled_clip_keeps_its_colours(generator, tmp_path):
+    clip = recipe(upscale=8, seconds=1, fps=20)  # 256x256 frames: the palette is elected from a subset of pixels
+    render_clip(generator, clip, tmp_path / "walk.gif")
+    with Image.open(tmp_path / "walk.gif") as gif:
+        shown = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            shown.append(np.asarray(gif.convert("RGB")))
+    expected = ClipFrames(generator, clip).frames_at(np.arange(20))
+    assert min(psnr(frame, reference) for frame, reference in zip(shown, expected)) > 30
 
 
 # -- recipes ----------------------------------------------------------------------------------------------------

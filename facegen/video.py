@@ -93,7 +93,7 @@ FRAMES_AHEAD = 2  # batches each producer may run ahead of the encoder: enough t
 # On CPU two producers split torch's threads and take alternate batches. Batches are independent, so they scale
 # better than one batch across all threads (bench/video.py: 0.40 s vs 0.42 s for 300 DCGAN frames on 2 cores), and
 # an encoder that preempts one producer's thread no longer stalls the other thread at every parallel op: MP4
-# rendering went from 1.17x to 1.11x the generation time. Two, not one per core: each holds a batch in memory.
+# rendering went from 1.16x to 1.09x the generation time. Two, not one per core: each holds a batch in memory.
 CPU_PRODUCERS = 2
 
 ProgressCallback = Callable[[int, int], None]

@@ -102,7 +102,7 @@ def reading_no_pickles() -> Iterator[list[str]]:
 
     with pytest.MonkeyPatch.context() as patch:
         for owner, name in [
-            (pickle, "load"), (pickle, "loads"), (torch, "load"), (nvidia_pickle._RestrictedUnpickler, "load"),
+            (pickle, "load"), (pickle, "loads"), (torch, "load"), (nvidia_pickle.RestrictedUnpickler, "load"),
             (nvidia_pickle, "read_network_pickle"), (tf_progan, "read_tf_networks"),
             (facebook_pgan, "read_checkpoint"), (torch_checkpoint, "read_state_dict"), (registry, "load_weights_file"),
         ]:  # fmt: skip

@@ -157,7 +157,7 @@ class _NumpyDtype:
 
     def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
         if not isinstance(code, str) or not NUMERIC_NUMPY_TYPE.fullmatch(code):
-            raise CorruptFileError(f"it holds a numpy dtype {_printable(code)}; only numeric arrays are weights.")
+            raise CorruptFileError(f"it holds a numpy dtype {printable(code)}; only numeric arrays are weights.")
         self.code = code
         self.byte_order: str | None = None
 
@@ -165,7 +165,7 @@ class _NumpyDtype:
         if self.byte_order is not None:
             raise CorruptFileError("it sets the state of one numpy dtype twice.")
         if not (isinstance(state, tuple) and len(state) >= 5 and state[1] in NUMPY_BYTE_ORDERS):
-            raise CorruptFileError(f"it holds a numpy dtype with an unexpected state {_printable(state)}.")
+            raise CorruptFileError(f"it holds a numpy dtype with an unexpected state {printable(state)}.")
         if any(part is not None for part in state[2:5]):
             raise CorruptFileError("it holds a structured numpy dtype; only plain numeric arrays are weights.")
         self.byte_order = NUMPY_BYTE_ORDERS[state[1]]
@@ -182,7 +182,7 @@ class _NumpyArray:
 
     def __setstate__(self, state: Any) -> None:
         if not (isinstance(state, tuple) and len(state) == 5):
-            raise CorruptFileError(f"it holds a numpy array with an unexpected state {_printable(state)}.")
+            raise CorruptFileError(f"it holds a numpy array with an unexpected state {printable(state)}.")
         _, shape, dtype, is_fortran, raw = state
         self.fill(shape, dtype, is_fortran, raw)
 
@@ -204,7 +204,7 @@ class _NumpyArray:
 
 
 def _reconstruct_persistent_obj(meta: Any) -> _PersistentRecord:
-    # Validated after loading (`_DataBuilder.module`): module_src is only ever hashed.
+    # Validated after loading (`DataBuilder.module`): module_src is only ever hashed.
     return _PersistentRecord(meta)
 
 
@@ -214,9 +214,9 @@ def _rebuild_tensor_v2(
     if not isinstance(storage, _LoadedStorage):
         raise CorruptFileError("a tensor is built from something that is not a tensor storage.")
     if not (_is_int_tuple(size) and _is_int_tuple(stride) and len(size) == len(stride)):
-        raise CorruptFileError(f"a tensor declares a malformed shape {_printable(size)} / stride {_printable(stride)}.")
+        raise CorruptFileError(f"a tensor declares a malformed shape {printable(size)} / stride {printable(stride)}.")
     if not (isinstance(offset, int) and offset >= 0):
-        raise CorruptFileError(f"a tensor declares a malformed storage offset {_printable(offset)}.")
+        raise CorruptFileError(f"a tensor declares a malformed storage offset {printable(offset)}.")
     available = storage.values.numel()
     count = math.prod(size)
     needed = 0 if count == 0 else offset + 1 + sum((length - 1) * step for length, step in zip(size, stride))
@@ -255,7 +255,7 @@ def _storage_from_legacy_bytes(payload: Any) -> _LoadedStorage:
         declarations.append(_storage_declaration(persistent_id))
         return declarations[-1]
 
-    root = _RestrictedUnpickler(stream, STORAGE_TYPE_GLOBALS, declare).load()
+    root = RestrictedUnpickler(stream, STORAGE_TYPE_GLOBALS, declare).load()
     keys = _load_plain_pickle(stream)
     if len(declarations) != 1 or root is not declarations[0] or keys != [declarations[0][1]]:
         raise CorruptFileError("a tensor storage stream does not hold exactly one storage.")
@@ -340,7 +340,7 @@ NETWORK_GLOBALS: dict[tuple[str, str], Any] = {
 # -- unpicklers ---------------------------------------------------------------------------------------------
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle.Unpickler):
     """Resolves only the globals in `allowed`; persistent ids (storages) go to `load_storage` when given."""
 
     def __init__(
@@ -360,12 +360,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
             pass
         if module.startswith("dnnlib.tflib") or module == "tfutil":
             raise UnsafePickleError(
-                f"it is a TensorFlow-era NVIDIA pickle (it refers to {_printable(f'{module}.{name}', quote=False)}); "
+                f"it is a TensorFlow-era NVIDIA pickle (it refers to {printable(f'{module}.{name}', quote=False)}); "
                 "this reader handles the PyTorch releases (StyleGAN2-ADA-PyTorch, StyleGAN3). Use the PyTorch "
                 "release of the network."
             )
         raise UnsafePickleError(
-            f"it refers to {_printable(f'{module}.{name}', quote=False)}, which is not part of a network's "
+            f"it refers to {printable(f'{module}.{name}', quote=False)}, which is not part of a network's "
             "weights; facegen refuses to run code from pickles. Use an official NVIDIA release file or a "
             "facegen .safetensors export instead."
         )
@@ -378,7 +378,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _load_plain_pickle(stream: BinaryIO) -> Any:
     """A pickle that may name no globals at all (the legacy stream's header and key list)."""
-    return _RestrictedUnpickler(stream, {}).load()
+    return RestrictedUnpickler(stream, {}).load()
 
 
 def _storage_declaration(persistent_id: Any) -> tuple[_StorageType, str, int]:
@@ -415,7 +415,7 @@ def _is_int_tuple(value: Any) -> bool:
     return isinstance(value, tuple) and all(type(item) is int and item >= 0 for item in value)
 
 
-def _printable(value: Any, quote: bool = True, limit: int = 80) -> str:
+def printable(value: Any, quote: bool = True, limit: int = 80) -> str:
     """A value from the file, safe to put in a one-line message."""
     text = repr(value) if quote else str(value)
     text = text.encode("ascii", "backslashreplace").decode().replace("\n", "\\n").replace("\r", "\\r")
@@ -425,7 +425,7 @@ def _printable(value: Any, quote: bool = True, limit: int = 80) -> str:
 # -- records to data ----------------------------------------------------------------------------------------
 
 
-class _DataBuilder:
+class DataBuilder:
     """Turns what the unpickler produced into tensors, numpy arrays and PersistentModules, checking each."""
 
     def __init__(self) -> None:
@@ -467,12 +467,12 @@ class _DataBuilder:
         kind, version = meta.get("type"), meta.get("version")
         if kind != "class" or version != PERSISTENCE_VERSION:
             raise CorruptFileError(
-                f"it holds a persistent object of type {_printable(kind)}, version {_printable(version)}; facegen "
+                f"it holds a persistent object of type {printable(kind)}, version {printable(version)}; facegen "
                 f"reads NVIDIA's 'class' objects of version {PERSISTENCE_VERSION} (StyleGAN2-ADA-PyTorch, StyleGAN3)."
             )
         class_name, module_src, state = meta.get("class_name"), meta.get("module_src"), meta.get("state")
         if not (isinstance(class_name, str) and class_name.isidentifier()):
-            raise CorruptFileError(f"it holds a persistent object with class name {_printable(class_name)}.")
+            raise CorruptFileError(f"it holds a persistent object with class name {printable(class_name)}.")
         if not isinstance(module_src, str) or not isinstance(state, dict):
             raise CorruptFileError(f"its {class_name} object has no source text or no state.")
         if not all(isinstance(name, str) for name in state):
@@ -526,7 +526,7 @@ def read_network_pickle(path: str | Path) -> dict[str, Any]:
         with open(path, "rb") as file:
             is_zip = file.read(4) == ZIP_MAGIC
         records = _load_torch_zip(path) if is_zip else _load_pickle_file(path)
-        snapshot = _DataBuilder().value(records)
+        snapshot = DataBuilder().value(records)
     except CorruptFileError as error:
         raise CorruptFileError(
             f"{path.name}: {error} Fetch the file again from a trusted source; if that does not help, facegen "
@@ -537,7 +537,7 @@ def read_network_pickle(path: str | Path) -> dict[str, Any]:
     except EOFError:
         raise CorruptFileError(f"{path.name} ends early: it is truncated. Fetch or copy it again.") from None
     except Exception as error:  # any failure parsing an untrusted file is the file's fault, not a bug
-        detail = _printable(f"{type(error).__name__}: {error}", quote=False, limit=160)
+        detail = printable(f"{type(error).__name__}: {error}", quote=False, limit=160)
         if "truncated" in str(error):
             raise CorruptFileError(f"{path.name} ends early: it is truncated. Fetch or copy it again.") from None
         raise CorruptFileError(
@@ -549,7 +549,7 @@ def read_network_pickle(path: str | Path) -> dict[str, Any]:
 
 def _load_pickle_file(path: Path) -> Any:
     with open(path, "rb") as file:
-        return _RestrictedUnpickler(file, NETWORK_GLOBALS).load()
+        return RestrictedUnpickler(file, NETWORK_GLOBALS).load()
 
 
 def _load_torch_zip(path: Path) -> Any:
@@ -568,10 +568,10 @@ def _load_torch_zip(path: Path) -> Any:
             try:
                 info = archive.getinfo(name)
             except KeyError:
-                raise CorruptFileError(f"its archive lacks {_printable(name)}.") from None
+                raise CorruptFileError(f"its archive lacks {printable(name)}.") from None
             # PyTorch stores every record uncompressed; a compressed one could expand far beyond the file.
             if info.compress_type != zipfile.ZIP_STORED or info.file_size > archive_bytes:
-                raise CorruptFileError(f"its archive record {_printable(name)} is compressed or oversized.")
+                raise CorruptFileError(f"its archive record {printable(name)} is compressed or oversized.")
             if expected_bytes is not None and info.file_size != expected_bytes:
                 raise CorruptFileError(
                     f"a tensor storage declares {expected_bytes} bytes but its record holds {info.file_size}."
@@ -588,7 +588,7 @@ def _load_torch_zip(path: Path) -> Any:
             return storages[key]
 
         with archive.open(read_entry(pickles[0], None)) as data:
-            return _RestrictedUnpickler(data, NETWORK_GLOBALS, load_storage).load()
+            return RestrictedUnpickler(data, NETWORK_GLOBALS, load_storage).load()
 
 
 def _check_snapshot(snapshot: Any, name: str) -> dict[str, Any]:
@@ -599,7 +599,7 @@ def _check_snapshot(snapshot: Any, name: str) -> dict[str, Any]:
             f"{not_a_network}"
         )
     if not any(isinstance(snapshot.get(key), PersistentModule) for key in ("G_ema", "G")):
-        keys = ", ".join(_printable(key) for key in list(snapshot)[:8]) or "none"
+        keys = ", ".join(printable(key) for key in list(snapshot)[:8]) or "none"
         raise CorruptFileError(f"{name} has no 'G_ema' or 'G' network (keys: {keys}). {not_a_network}")
     return {key: None for key in NETWORK_KEYS} | snapshot
 
@@ -703,7 +703,7 @@ def load_nvidia_generator(
     try:
         network.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:
-        detail = _printable(" ".join(str(error).split()), quote=False, limit=300)
+        detail = printable(" ".join(str(error).split()), quote=False, limit=300)
         raise CorruptFileError(f"{path.name} does not fit facegen's {family} network: {detail}") from None
     c_dim = description["c_dim"]
     info = ModelInfo(

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from facegen.errors import CorruptFileError, FacegenError, UnsafePickleError
-from facegen.formats.nvidia_pickle import NETWORK_GLOBALS, _DataBuilder, _printable, _RestrictedUnpickler
+from facegen.formats.nvidia_pickle import NETWORK_GLOBALS, DataBuilder, RestrictedUnpickler, printable
 from facegen.generator import Generator, ModelInfo
 from facegen.hub import sha256_file
 from facegen.models.progan import ProGANConfig, ProGANGenerator
@@ -80,7 +80,7 @@ TF_PROGAN_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-class _ProGANUnpickler(_RestrictedUnpickler):
+class _ProGANUnpickler(RestrictedUnpickler):
     def __init__(self, file: Any) -> None:
         super().__init__(file, TF_PROGAN_GLOBALS)
 
@@ -88,7 +88,7 @@ class _ProGANUnpickler(_RestrictedUnpickler):
         if (module, name) in TF_PROGAN_GLOBALS:
             return TF_PROGAN_GLOBALS[(module, name)]
         raise UnsafePickleError(
-            f"it refers to {_printable(f'{module}.{name}', quote=False)}, which is not part of a ProGAN network's "
+            f"it refers to {printable(f'{module}.{name}', quote=False)}, which is not part of a ProGAN network's "
             "weights; facegen refuses to run code from pickles. Use NVIDIA's release file."
         )
 
@@ -107,13 +107,13 @@ def read_tf_networks(path: str | Path) -> dict[str, TFNetwork]:
         records = loaded if isinstance(loaded, tuple) else (loaded,)
         if not records or not all(isinstance(record, _TFNetworkRecord) for record in records):
             raise CorruptFileError("it holds no tfutil.Network objects, so it is not a TensorFlow ProGAN pickle.")
-        networks = [_network_data(_DataBuilder().value(record.state)) for record in records]
+        networks = [_network_data(DataBuilder().value(record.state)) for record in records]
     except FacegenError as error:
         raise type(error)(f"{path.name}: {error}") from None
     except EOFError:
         raise CorruptFileError(f"{path.name} ends early: it is truncated. Fetch or copy it again.") from None
     except Exception as error:  # any failure parsing an untrusted file is the file's fault, not a bug
-        detail = _printable(f"{type(error).__name__}: {error}", quote=False, limit=160)
+        detail = printable(f"{type(error).__name__}: {error}", quote=False, limit=160)
         raise CorruptFileError(
             f"{path.name} is damaged or is not a TensorFlow ProGAN pickle ({detail}). Fetch it again."
         ) from None
@@ -124,7 +124,7 @@ def _network_data(state: Any) -> TFNetwork:
     if not isinstance(state, dict) or state.get("version") != TF_NETWORK_VERSION:
         version = state.get("version") if isinstance(state, dict) else None
         raise CorruptFileError(
-            f"it holds a tfutil.Network of state version {_printable(version)}; facegen reads ProGAN's version "
+            f"it holds a tfutil.Network of state version {printable(version)}; facegen reads ProGAN's version "
             f"{TF_NETWORK_VERSION} (StyleGAN's TensorFlow pickles are another format)."
         )
     name, settings, function, variables = (
@@ -262,7 +262,7 @@ def progan_generator(
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        detail = _printable(" ".join(str(error).split()), quote=False, limit=300)
+        detail = printable(" ".join(str(error).split()), quote=False, limit=300)
         raise CorruptFileError(f"{path.name} does not fit facegen's ProGAN: {detail}") from None
     info = ModelInfo(
         model_id=model_id or path.stem,

@@ -9,11 +9,12 @@ from facegen.compare import Comparison, compare_models, evaluate_models, quality
 from facegen.images import RESAMPLE_FILTERS, make_grid
 from facegen.metrics import InceptionFeatures
 from facegen.registry import list_model_choices
-from facegen.ui.widgets import ready_generator, run_or_show_error, seed_input
+from facegen.ui.widgets import ready_generator, route_through_app, run_or_show_error, seed_input
 
 MAX_SEEDS = 16
 DISPLAY_SIZES = ("Largest model", 64, 128, 256, 512)
 
+route_through_app()
 st.title("Compare models")
 state = st.session_state
 choices = {choice.spec: choice for choice in list_model_choices()}

@@ -3,7 +3,9 @@
 import streamlit as st
 
 from facegen.registry import list_model_choices
+from facegen.ui.widgets import route_through_app
 
+route_through_app()
 st.title("facegen studio")
 st.markdown(
     """

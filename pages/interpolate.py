@@ -11,7 +11,7 @@ import streamlit as st
 
 from facegen.images import make_grid
 from facegen.latent import EASINGS, INTERPOLATIONS, random_seeds
-from facegen.ui.widgets import label_controls, model_picker, ready_generator, run_or_show_error
+from facegen.ui.widgets import label_controls, model_picker, ready_generator, route_through_app, run_or_show_error
 from facegen.video import (
     GIF_MAX_SIDE,
     UPSCALE_FILTERS,
@@ -29,6 +29,7 @@ PREVIEW_MAX_SIDE = 256
 POLL_SECONDS = 0.5
 MIN_VIDEO_WIDTH, MAX_VIDEO_WIDTH = 384, 768
 
+route_through_app()
 st.title("Interpolate")
 model_spec = model_picker()
 generator = ready_generator(model_spec)

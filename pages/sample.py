@@ -4,10 +4,18 @@ import streamlit as st
 
 from facegen.images import make_grid, png_bytes
 from facegen.sampling import SampleRequest, recipe_for, render
-from facegen.ui.widgets import label_controls, model_picker, ready_generator, run_or_show_error, seed_input
+from facegen.ui.widgets import (
+    label_controls,
+    model_picker,
+    ready_generator,
+    route_through_app,
+    run_or_show_error,
+    seed_input,
+)
 
 MAX_IMAGES_PER_PAGE = 64
 
+route_through_app()
 st.title("Sample faces")
 model_spec = model_picker()
 generator = ready_generator(model_spec)

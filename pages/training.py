@@ -18,13 +18,14 @@ from facegen.images import make_grid
 from facegen.train import browse, runs
 from facegen.train.config import ARCHITECTURES, DCGAN_FAMILY, DCGAN_RESOLUTIONS, PROGAN_RESOLUTIONS
 from facegen.ui.charts import metrics_chart
-from facegen.ui.widgets import cached_generator, run_or_show_error
+from facegen.ui.widgets import cached_generator, route_through_app, run_or_show_error
 
 LIVE_REFRESH_SECONDS = 2.0
 SAMPLE_SEEDS = list(range(8))
 GRID_WIDTH = 512
 DATA_CHOICES = ("demo:lfw", "demo:digiface?n=1000", "Folder, zip or hf:OWNER/NAME…")
 
+route_through_app()
 st.title("Training")
 runs_root = runs.default_runs_root()
 state = st.session_state

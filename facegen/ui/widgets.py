@@ -20,6 +20,22 @@ CUSTOM_PATH = "Weights file path…"
 T = TypeVar("T")
 
 
+def route_through_app() -> None:
+    """Send a page opened by its own URL on a fresh server through streamlit_app.py's navigation.
+
+    Streamlit decides at start-up that an app with a pages/ folder uses its legacy routing, and only st.navigation
+    in streamlit_app.py turns that off. Until a session has run that script, a bookmark to /sample would run
+    pages/sample.py bare, under a navigation of file names, for the rest of the session.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without legacy routing: nothing to correct
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def cached_generator(model_spec: str, device: str = "cpu") -> Generator:
     """One Generator per model and process: every session shares it (it is read-only once built)."""

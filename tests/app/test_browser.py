@@ -50,3 +50,14 @@ def test_interpolate_page_renders_a_clip_that_plays_in_the_browser(tmp_path, dcg
     assert video["width"] >= 64 and video["height"] >= 64
     assert abs(video["duration"] - 6.0) < 0.2, "the default clip is 6 seconds"
     assert not video["paused"]
+
+
+def test_a_bookmarked_page_on_a_fresh_server_opens_inside_the_apps_navigation(tmp_path):
+    with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
+        page.goto(f"{base_url}/training")  # the first request this server sees
+        page.get_by_role("heading", name="Training").wait_for(timeout=LOAD_TIMEOUT_MS)
+        navigation = page.locator('[data-testid="stSidebarNav"]')
+        navigation.get_by_role("link", name="Interpolate", exact=True).wait_for(timeout=LOAD_TIMEOUT_MS)
+        links = navigation.get_by_role("link").all_inner_texts()
+        assert page.title() == "facegen"
+    assert [" ".join(link.split()[-1:]) for link in links] == ["Home", "Sample", "Interpolate", "Training", "Compare"]

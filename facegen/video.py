@@ -93,8 +93,11 @@ FRAMES_AHEAD = 2  # batches each producer may run ahead of the encoder: enough t
 # On CPU two producers split torch's threads and take alternate batches. Batches are independent, so they scale
 # better than one batch across all threads (bench/video.py: 0.40 s vs 0.42 s for 300 DCGAN frames on 2 cores), and
 # an encoder that preempts one producer's thread no longer stalls the other thread at every parallel op: MP4
-# rendering went from 1.16x to 1.09x the generation time. Two, not one per core: each holds a batch in memory.
+# rendering went from 1.16x to 1.09x the generation time. Two, not one per core: each holds a batch in memory,
+# and only for models up to 256 px, whose batches are small: a 1024 px StyleGAN batch keeps every thread busy on its
+# own and holds gigabytes of activations.
 CPU_PRODUCERS = 2
+CPU_PRODUCERS_MAX_RESOLUTION = 256
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -608,6 +611,8 @@ def _put(batches: queue.Queue, item: object, stop: threading.Event) -> bool:
 def producer_count(generator: Generator, batches: int) -> int:
     if generator.device.type != "cpu" or torch.get_num_threads() < 2:
         return 1  # a GPU runs one batch at a time anyway
+    if generator.resolution > CPU_PRODUCERS_MAX_RESOLUTION:
+        return 1
     return max(1, min(CPU_PRODUCERS, batches))
 
 

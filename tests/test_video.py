@@ -20,7 +20,15 @@ from facegen.generator import Generator, ModelInfo
 from facegen.images import make_grid, png_bytes
 from facegen.models.dcgan import DCGANConfig, DCGANGenerator
 from facegen.sampling import SampleRequest, render
-from facegen.video import ClipFrames, ClipRecipe, RenderJob, read_clip_recipe, render_clip, stream_frames
+from facegen.video import (
+    ClipFrames,
+    ClipRecipe,
+    RenderJob,
+    producer_count,
+    read_clip_recipe,
+    render_clip,
+    stream_frames,
+)
 from tests.conftest import run_cli
 from tests.media import decoded_frames, stream_facts
 
@@ -169,6 +177,8 @@ def test_seed_labels_are_drawn_in_each_cells_top_corner_only(generator):
 def test_streamed_frames_come_in_order_across_producers_and_leave_torch_threads_alone(generator):
     frames = ClipFrames(generator, recipe(seconds=2.35, fps=20))  # 47 frames: 10 batches of 5, the last short
     threads_before = torch.get_num_threads()
+    assert producer_count(generator, 10) == min(2, threads_before)
+    assert producer_count(smooth_generator(resolution=512), 10) == 1, "large models keep one batch in memory"
     streamed = np.concatenate(list(stream_frames(frames, batch_size=5)))
     assert np.array_equal(streamed, frames.frames_at(np.arange(47)))
     threads_seen = []

@@ -89,7 +89,7 @@ MP4_CRF = 18
 MP4_CRF_SMALL_FRAMES = 12
 SMALL_FRAME_PIXELS = 256 * 256
 DEFAULT_SECONDS_PER_TRANSITION = 2.0
-FRAMES_AHEAD = 2  # batches each producer may run ahead of the encoder: enough to keep both busy
+FRAMES_AHEAD = 2  # finished batches the producers may hold, in all, ahead of the encoder: enough to keep both busy
 # On CPU two producers split torch's threads and take alternate batches. Batches are independent, so they scale
 # better than one batch across all threads (bench/video.py: 0.40 s vs 0.42 s for 300 DCGAN frames on 2 cores), and
 # an encoder that preempts one producer's thread no longer stalls the other thread at every parallel op: MP4
@@ -609,6 +609,7 @@ def _put(batches: queue.Queue, item: object, stop: threading.Event) -> bool:
 
 
 def producer_count(generator: Generator, batches: int) -> int:
+    """How many threads generate a clip's batches side by side."""
     if generator.device.type != "cpu" or torch.get_num_threads() < 2:
         return 1  # a GPU runs one batch at a time anyway
     if generator.resolution > CPU_PRODUCERS_MAX_RESOLUTION:
@@ -623,7 +624,7 @@ def stream_frames(
     batches = list(frames.index_batches(batch_size))
     producers = producer_count(frames.generator, len(batches))
     all_threads = torch.get_num_threads()
-    queues = [queue.Queue(maxsize=FRAMES_AHEAD) for _ in range(producers)]
+    queues = [queue.Queue(maxsize=max(1, FRAMES_AHEAD // producers)) for _ in range(producers)]
     stop = threading.Event()
     workers = [
         threading.Thread(

@@ -2,9 +2,10 @@ import os
 import sys
 
 from facegen.cli import main
+from facegen.train import distributed
 
 code = main()
-if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+if distributed.from_environment().enabled:
     # A torchrun worker ends here, without interpreter shutdown. torch keeps the gloo process group alive past
     # destroy_process_group (DistributedDataParallel leaves references to it), and a gloo thread that frees its last
     # collective's tensors once shutdown has begun needs the GIL and aborts the process ("terminate called without

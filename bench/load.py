@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import tomli_w  # noqa: E402
 
 from bench.common import best_seconds  # noqa: E402
-from facegen import registry  # noqa: E402
+from facegen import formats, registry  # noqa: E402
 from tests.formats import progan_fixtures  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ def _measure_in_private_cache(
         converted = best_seconds(lambda: registry.load_catalog_model(entry), REPEATS, warmup=0)
         # before convert-once, every load verified the source file and read it
         every_time = best_seconds(
-            lambda: registry.load_weights_file(registry.fetch_model("bench"), "bench", format_name=format_name),
+            lambda: formats.load_weights(registry.fetch_model("bench"), "bench", format_name=format_name),
             REPEATS,
             warmup=0,
         )

@@ -1,24 +1,23 @@
-"""Model ids to Generators: the catalog, the cache, and the readers for each weights format.
+"""Model ids to Generators: the catalog, fetching into the cache, and resolving a spec to its weights.
 
 A model spec is one of
-- a catalog id from `pretrained/catalog.toml` (fetched into the cache once, verified on every load, and converted
-  once into facegen's own format when it comes in a foreign one: see `facegen.convert`),
-- a path to a weights file (`.pkl` NVIDIA network pickle, `.safetensors` facegen checkpoint, `.pt`/`.pth`/`.tar`
-  PyTorch checkpoint),
+- a catalog id from `pretrained/catalog.toml` (fetched into the cache once and verified; reading it, and
+  converting a foreign format once into facegen's own, is `facegen.formats`' job),
+- a path to a weights file in one of `facegen.formats.FORMATS` (`.pkl` NVIDIA network pickle, `.safetensors`
+  facegen checkpoint, `.pt`/`.pth`/`.tar` PyTorch checkpoint),
 - `run:NAME` or `run:NAME@STEP` for an own training run (a name under `runs/` or a run directory path).
 """
 
 from __future__ import annotations
 
-import pickle
 import shutil
 import tomllib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facegen import convert, hub
+from facegen import formats, hub
+from facegen.formats.converted import load_cached_weights
 from facegen.errors import CorruptFileError, FacegenError, FetchError, ModelNotFoundError, UnsafePickleError
 from facegen.generator import Generator
 
@@ -109,10 +108,6 @@ def catalog_entry(model_id: str) -> CatalogEntry:
 
 def cached_path(entry: CatalogEntry) -> Path:
     return hub.cache_root() / "models" / entry.model_id / entry.filename
-
-
-def converted_path(entry: CatalogEntry) -> Path:
-    return cached_path(entry).with_name(convert.CONVERTED_NAME)
 
 
 def _failure_note(entry: CatalogEntry) -> Path:
@@ -283,114 +278,27 @@ def load_generator(spec: str, device: str = "cpu", progress: hub.ProgressCallbac
         weights = find_generator_checkpoint(reference, int(step) if step else None)
         return checkpoint.load_generator(weights, model_id=spec, device=device)
     path = Path(spec).expanduser()
-    if path.suffix in FILE_SUFFIXES or "/" in spec or path.exists():
+    if path.suffix in formats.FILE_SUFFIXES or "/" in spec or path.exists():
         if not path.is_file():
             raise ModelNotFoundError(f"Weights file {path} does not exist. Check the path, or use a catalog id.")
-        return load_weights_file(path, model_id=str(path), device=device)
+        return formats.load_weights(path, model_id=str(path), device=device)
     return load_catalog_model(catalog_entry(spec), device, progress)
 
 
 def load_catalog_model(
     entry: CatalogEntry, device: str = "cpu", progress: hub.ProgressCallback | None = None
 ) -> Generator:
-    """Fetch (or verify) the model's file and build its Generator; a foreign format is read once, then converted."""
-    if entry.format != "facegen":
-        converted = convert.load_converted(converted_path(entry), cached_path(entry), entry.model_id, device)
-        if converted is not None:
-            return converted
-    weights = fetch_model(entry.model_id, progress)
+    """Build the catalog model's Generator from the cache, fetching (or verifying) its file when it must be read."""
     try:
-        generator = load_weights_file(
-            weights, entry.model_id, device, format_name=entry.format, sha256=hub.recorded_sha256(weights)
+        return load_cached_weights(
+            cached_path(entry), entry.format, entry.model_id, device, lambda: fetch_model(entry.model_id, progress)
         )
     except (CorruptFileError, UnsafePickleError) as error:
         # the file matched what the catalog knows about it, yet it is not the network: never keep it
+        weights = cached_path(entry)
         weights.unlink(missing_ok=True)
         weights.with_name(weights.name + ".sha256").unlink(missing_ok=True)
         raise type(error)(
             f"{error} It was removed from the cache; fetch it again, or place a good copy with "
             f"`python -m facegen fetch {entry.model_id} --from PATH`."
         ) from None
-    if entry.format != "facegen":
-        try:
-            convert.save_converted(generator, converted_path(entry), weights)
-        except OSError:
-            # the model works without its conversion (e.g. on a full disk); the next load tries again
-            convert.discard_converted(converted_path(entry))
-    return generator
-
-
-FILE_SUFFIXES = (".pkl", ".safetensors", ".pt", ".pth", ".tar", ".ckpt")
-
-
-SNIFF_BYTES = 1 << 16
-NVIDIA_MARKERS = (b"torch_utils.persistence", b"torch_utils\npersistence", b"_reconstruct_persistent_obj")
-# NVIDIA's TensorFlow ProGAN pickle starts with its network class, tfutil.Network (protocol 2-3 and 4+ spellings)
-TF_PROGAN_MARKERS = (b"tfutil\nNetwork\n", b"\x8c\x06tfutil")
-# pytorch_GAN_zoo's generator state dicts: the 4x4 "format" layer and the first scale's group
-FACEBOOK_PGAN_MARKERS = (b"formatLayer.", b"groupScale0.")
-# legacy (pre-zip) torch.save files start with the pickled magic number 0x1950a86a20f9469cfc6c
-LEGACY_TORCH_HEAD = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
-
-
-def sniff_format(path: Path) -> str:
-    """Tell the weights format from the file's name and first bytes, without unpickling anything."""
-    with open(path, "rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    if not head:
-        raise CorruptFileError(f"{path} is empty (0 bytes). Re-download it.")
-    if path.suffix == ".safetensors":
-        return "facegen"
-    if head.startswith(LEGACY_TORCH_HEAD):
-        # the state dicts' names lie in the pickle before the tensor data
-        return "facebook-pgan" if all(marker in head for marker in FACEBOOK_PGAN_MARKERS) else "torch-dcgan"
-    if head.startswith(b"PK"):
-        # torch.save zip: an NVIDIA snapshot saved this way names NVIDIA's persistence module in data.pkl
-        if _zip_pickle_mentions(path, NVIDIA_MARKERS):
-            return "nvidia-pickle"
-        return "facebook-pgan" if _zip_pickle_mentions(path, FACEBOOK_PGAN_MARKERS, every=True) else "torch-dcgan"
-    if head.startswith(b"\x80"):
-        return "tf-progan" if any(marker in head[:64] for marker in TF_PROGAN_MARKERS) else "nvidia-pickle"
-    raise CorruptFileError(
-        f"{path} is not a weights file facegen can read (not a pickle, torch checkpoint or safetensors file)."
-    )
-
-
-def _zip_pickle_mentions(path: Path, markers: tuple[bytes, ...], every: bool = False) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
-            if not pickles:
-                return False
-            with archive.open(pickles[0]) as member:
-                head = member.read(SNIFF_BYTES)
-    except zipfile.BadZipFile:
-        return False
-    return (all if every else any)(marker in head for marker in markers)
-
-
-def load_weights_file(
-    path: Path, model_id: str, device: str = "cpu", format_name: str | None = None, sha256: str | None = None
-) -> Generator:
-    format_name = format_name or sniff_format(path)
-    if format_name == "facegen":
-        from facegen.formats.checkpoint import load_generator as load_own
-
-        return load_own(path, model_id=model_id, device=device)
-    if format_name == "torch-dcgan":
-        from facegen.formats.torch_checkpoint import load_dcgan_generator
-
-        return load_dcgan_generator(path, model_id=model_id, device=device, sha256=sha256)
-    if format_name == "nvidia-pickle":
-        from facegen.formats.nvidia_pickle import load_nvidia_generator
-
-        return load_nvidia_generator(path, model_id=model_id, device=device, sha256=sha256)
-    if format_name == "tf-progan":
-        from facegen.formats.tf_progan import load_tf_progan_generator
-
-        return load_tf_progan_generator(path, model_id=model_id, device=device, sha256=sha256)
-    if format_name == "facebook-pgan":
-        from facegen.formats.facebook_pgan import load_facebook_pgan_generator
-
-        return load_facebook_pgan_generator(path, model_id=model_id, device=device, sha256=sha256)
-    raise CorruptFileError(f"No reader for format {format_name!r} of {path}.")

@@ -18,7 +18,9 @@ from torch import nn
 
 from facegen import hub, registry
 from facegen.cli import main as cli_main
+from facegen import formats
 from facegen.formats import facebook_pgan, nvidia_pickle, tf_progan, torch_checkpoint
+from facegen.formats.converted import converted_path
 from tests.fake_host import FakeHost, use_catalog
 from tests.formats import progan_fixtures as fx
 from tests.test_registry import write_tiny_dcgan
@@ -104,7 +106,7 @@ def reading_no_pickles() -> Iterator[list[str]]:
         for owner, name in [
             (pickle, "load"), (pickle, "loads"), (torch, "load"), (nvidia_pickle.RestrictedUnpickler, "load"),
             (nvidia_pickle, "read_network_pickle"), (tf_progan, "read_tf_networks"),
-            (facebook_pgan, "read_checkpoint"), (torch_checkpoint, "read_state_dict"), (registry, "load_weights_file"),
+            (facebook_pgan, "read_checkpoint"), (torch_checkpoint, "read_state_dict"), (formats.WeightsFormat, "load"),
         ]:  # fmt: skip
             patch.setattr(owner, name, refuse)
         OPENED.clear()
@@ -119,7 +121,7 @@ def reading_no_pickles() -> Iterator[list[str]]:
 def test_second_load_reads_no_pickle_and_draws_the_same_faces(host, tmp_path, monkeypatch, case):
     entry = serve_model(host, tmp_path, monkeypatch, case)
     first = registry.load_generator("served")
-    converted = registry.converted_path(entry)
+    converted = converted_path(registry.cached_path(entry))
     assert converted.exists() and converted.with_suffix(".json").exists()
     assert hub.recorded_sha256(converted) == hub.sha256_file(converted)
     faces = first.sample(seeds=SEEDS)
@@ -136,7 +138,7 @@ def test_second_load_reads_no_pickle_and_draws_the_same_faces(host, tmp_path, mo
 def test_damaged_conversion_is_made_again(host, tmp_path, monkeypatch):
     entry = serve_model(host, tmp_path, monkeypatch, "tf-progan")
     faces = registry.load_generator("served").sample(seeds=SEEDS)
-    converted = registry.converted_path(entry)
+    converted = converted_path(registry.cached_path(entry))
     damaged = bytearray(converted.read_bytes())
     damaged[-5] ^= 0xFF
     converted.write_bytes(bytes(damaged))

@@ -89,8 +89,13 @@ def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -
     return network, description
 
 
-def load_generator(weights_path: str | Path, model_id: str | None = None, device: str = "cpu") -> Generator:
-    """Build a Generator from an own checkpoint; the JSON's `info` fills the ModelInfo."""
+def load_generator(
+    weights_path: str | Path, model_id: str | None = None, device: str = "cpu", sha256: str | None = None
+) -> Generator:
+    """Build a Generator from an own checkpoint; the JSON's `info` fills the ModelInfo, the network what it lacks.
+
+    `sha256`: the hash of the file the weights came from, when the caller verified it (the registry does).
+    """
     weights_path = Path(weights_path)
     network, description = load_network(weights_path, device)
     config = description["config"]
@@ -98,8 +103,20 @@ def load_generator(weights_path: str | Path, model_id: str | None = None, device
     info_values = {key: value for key, value in description.get("info", {}).items() if key in info_fields}
     info_values.setdefault("family", description["architecture"])
     info_values.setdefault("z_dim", config.get("z_dim"))
-    info_values.setdefault("resolution", config.get("resolution"))
+    info_values.setdefault("resolution", drawn_resolution(network))
     if "label_names" in info_values:
         info_values["label_names"] = tuple(info_values["label_names"])
+    if sha256:
+        info_values["file_sha256"] = sha256
     info_values["model_id"] = model_id or info_values.get("model_id") or str(weights_path)
     return Generator(network, ModelInfo(**info_values), device)
+
+
+def drawn_resolution(network: nn.Module) -> int:
+    """The side of the images `network` draws: a growing ProGAN's current one, else the one its config names
+    (StyleGAN2's config calls it `img_resolution`, as NVIDIA's code does; the others `resolution`)."""
+    growing_resolution = getattr(network, "current_resolution", None)
+    if growing_resolution is not None:
+        return growing_resolution
+    config = network.config
+    return config.img_resolution if hasattr(config, "img_resolution") else config.resolution

@@ -46,3 +46,11 @@ def config_from_dict(architecture: str, values: dict[str, Any]) -> Any:
 def build_generator(architecture: str, config: Any) -> nn.Module:
     _, generator_class = architecture_classes(architecture)
     return generator_class(config)
+
+
+def architecture_of(network: nn.Module) -> str:
+    """The GENERATOR_ARCHITECTURES name whose generator class built `network`."""
+    for name, (module_name, _, class_name) in GENERATOR_ARCHITECTURES.items():
+        if type(network).__module__ == module_name and type(network).__name__ == class_name:
+            return name
+    raise ValueError(f"{type(network).__qualname__} is not a registered generator architecture")

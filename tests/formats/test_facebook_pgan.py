@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facegen import registry
+from facegen import formats, registry
 from facegen.errors import CorruptFileError, UnsafePickleError
 from facegen.formats.facebook_pgan import load_facebook_pgan_generator
 from tests.formats import progan_fixtures as fx
@@ -106,5 +106,5 @@ def test_truncated_checkpoint_says_so(tmp_path, legacy_format):
 def test_weights_path_is_recognised_as_facebook_pgan(tmp_path, legacy_format):
     state = fx.facebook_pgan_generator()
     path = fx.write_facebook_pgan(tmp_path / "celebaHQ_tiny.pth", state, legacy_format=legacy_format)
-    assert registry.sniff_format(path) == "facebook-pgan"
+    assert formats.sniff_format(path) == "facebook-pgan"
     assert registry.load_generator(str(path)).sample(seeds=[0, 1]).shape == (2, 16, 16, 3)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facegen import registry
+from facegen import formats, registry
 from facegen.errors import CorruptFileError, UnsafePickleError
 from facegen.formats.tf_progan import load_tf_progan_generator, read_tf_networks
 from facegen.models.progan import pixel_norm
@@ -180,7 +180,7 @@ def test_missing_variable_is_named(tmp_path):
 
 def test_weights_path_is_recognised_as_tf_progan(tmp_path):
     path = fx.write_tf_progan(tmp_path / "karras2018iclr-celebahq-tiny.pkl", fx.tf_progan_variables(), condensed=True)
-    assert registry.sniff_format(path) == "tf-progan"
+    assert formats.sniff_format(path) == "tf-progan"
     assert registry.load_generator(str(path)).sample(seeds=[0, 1]).shape == (2, 16, 16, 3)
 
 

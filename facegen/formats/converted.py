@@ -1,39 +1,61 @@
-"""Convert once: a catalog model read from a foreign format is saved as facegen's own checkpoint in the cache.
+"""Convert once: a cached weights file in a foreign format is kept beside it as facegen's own checkpoint.
 
 The first load of an NVIDIA pickle, a TensorFlow ProGAN pickle or a PyTorch `.pth` parses the foreign file and
-maps its names onto facegen's modules. That result is written beside the download as `converted.safetensors` +
+maps its names onto facegen's modules. That result is written beside the file as `converted.safetensors` +
 `converted.json` (`facegen.formats.checkpoint`), so later loads read tensors and JSON only: no pickle is opened.
 
 The JSON records the sha256 and size of the file it was converted from (`info.converted_from`): a re-fetched,
-replaced or truncated source invalidates the conversion, and the next load verifies the source again (fetching it
-anew when damaged). The converted file's own sha256 is recorded beside it and checked on every load, like every
-other file in the cache.
+replaced or truncated source invalidates the conversion, and the source is verified again (fetched anew when
+damaged) before it is read. The converted file's own sha256 is recorded beside it and checked on every load, like
+every other file in the cache.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from facegen import hub
 from facegen.errors import FacegenError
-from facegen.formats import checkpoint
+from facegen.formats import checkpoint, weights_format
 from facegen.generator import Generator
-from facegen.models import GENERATOR_ARCHITECTURES
+from facegen.models import architecture_of
 
 CONVERTED_NAME = "converted.safetensors"
 
 
-def architecture_of(network: nn.Module) -> str:
-    """The GENERATOR_ARCHITECTURES name whose generator class built `network`."""
-    for name, (module_name, _, class_name) in GENERATOR_ARCHITECTURES.items():
-        if type(network).__module__ == module_name and type(network).__name__ == class_name:
-            return name
-    raise ValueError(f"{type(network).__qualname__} is not a registered generator architecture")
+def converted_path(source: Path) -> Path:
+    """Where the conversion of the cached file `source` is kept: beside it."""
+    return source.with_name(CONVERTED_NAME)
+
+
+def load_cached_weights(
+    source: Path, format_name: str, model_id: str, device: str, verify_source: Callable[[], Path]
+) -> Generator:
+    """The Generator of the cached weights file `source` (its sha256 recorded beside it), in `format_name`.
+
+    A foreign format's conversion is used while it matches `source`, and then `source` is not even opened.
+    Otherwise `verify_source()` makes sure `source` is present and intact (and returns its path), the file is read,
+    and a foreign format's conversion is written for next time. Errors reading the file (CorruptFileError,
+    UnsafePickleError) reach the caller, which owns the file.
+    """
+    file_format = weights_format(format_name)
+    if file_format.foreign:
+        converted = load_converted(converted_path(source), source, model_id, device)
+        if converted is not None:
+            return converted
+    source = verify_source()
+    generator = file_format.load(source, model_id, device, hub.recorded_sha256(source))
+    if file_format.foreign:
+        try:
+            save_converted(generator, converted_path(source), source)
+        except OSError:
+            # the model works without its conversion (e.g. on a full disk); the next load tries again
+            discard_converted(converted_path(source))
+    return generator
 
 
 def save_converted(generator: Generator, path: Path, source: Path) -> Path:
@@ -89,4 +111,3 @@ def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
             continue
         safe[key] = value
     return safe
-

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facegen import convert, hub
+from facegen import convert, data, hub
 from facegen.errors import CorruptFileError, FacegenError, FetchError, ModelNotFoundError, UnsafePickleError
 from facegen.generator import Generator
 
@@ -394,3 +394,7 @@ def load_weights_file(
 
         return load_facebook_pgan_generator(path, model_id=model_id, device=device, sha256=sha256)
     raise CorruptFileError(f"No reader for format {format_name!r} of {path}.")
+
+
+# The data layer renders demo:digiface with a catalog model but sits below the registry: hand it the loader.
+data.use_model_loader(load_generator)

@@ -29,12 +29,11 @@ from facegen.data.cache import FaceDataset, default_cache_dir, open_cached
 from facegen.data.demo import DEMO_DATASETS, ModelLoader, demo_source, use_model_loader
 from facegen.data.hugging_face import hf_source
 from facegen.data.report import DatasetError, DatasetReport
-from facegen.data.sources import CELEBA_ATTRIBUTE_NAMES, IMAGE_EXTENSIONS, Source, path_source
+from facegen.data.sources import CELEBA_ATTRIBUTE_NAMES, Source, path_source
 
 __all__ = [
     "CELEBA_ATTRIBUTE_NAMES",
     "DEMO_DATASETS",
-    "IMAGE_EXTENSIONS",
     "DatasetError",
     "DatasetReport",
     "FaceDataset",

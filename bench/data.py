@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import best_seconds  # noqa: E402
 from facegen import data  # noqa: E402
+from facegen.data.decode import decode_image  # noqa: E402
+from facegen.data.sources import RawImage  # noqa: E402
 
 
 def write_photo_like_jpegs(folder: Path, count: int, width: int, height: int) -> list[Path]:
@@ -54,8 +56,8 @@ def plain_decode(path: Path, resolution: int) -> np.ndarray:
 
 
 def facegen_decode(path: Path, resolution: int) -> np.ndarray:
-    raw = data._RawImage(path.name, lambda: Image.open(path))
-    return data._decode_image(raw, resolution, upscale_small=False).pixels
+    raw = RawImage(path.name, lambda: Image.open(path))
+    return decode_image(raw, resolution, upscale_small=False).pixels
 
 
 def decode_all(paths: list[Path], resolution: int) -> list[np.ndarray]:

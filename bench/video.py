@@ -11,6 +11,11 @@ Peak memory is measured in fresh subprocesses (so each high-water mark starts cl
 the Python process's peak RSS (VmHWM), the peak of numpy/Python allocations (tracemalloc), and ffmpeg's peak RSS
 (its VmHWM sampled every 0.1 s while it runs: rusage would count the parent's pages it shares before exec).
 Goals: MP4 <= 1.15 x generation, GIF <= 1.5 x MP4, 3,000-frame peak within 100 MB of the 300-frame peak.
+
+    python bench/video.py --compare-producers [--upscale 4]
+
+times only generation and the MP4 render, with one producer thread and with two (facegen.video.CPU_PRODUCERS),
+interleaved round by round: whether a second producer pays for its oversubscribed torch threads.
 """
 
 from __future__ import annotations
@@ -120,6 +125,27 @@ def timing_worker(model_spec: str, rounds: int, upscale: int) -> dict:
     return {"model": model_name, "times": times, "cpu": cpu, "first_frame_psnr": quality, **facts}
 
 
+def producers_worker(model_spec: str, rounds: int, upscale: int) -> dict:
+    from facegen import video
+
+    generator, model_name = load_model(model_spec)
+    recipe = clip_recipe(model_spec, SHORT_FRAMES, upscale)
+    times: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        mp4 = Path(scratch) / "walk.mp4"
+        render_clip(generator, clip_recipe(model_spec, 30, upscale), mp4)  # warm-up
+        variants = [(producers, step) for producers in (1, 2) for step in ("generate", "mp4")]
+        for round_index in range(rounds):
+            shift = round_index % len(variants)
+            for producers, step in variants[shift:] + variants[:shift]:
+                video.CPU_PRODUCERS = producers
+                run = (lambda: generate_only(generator, recipe)) if step == "generate" else (
+                    lambda: render_clip(generator, recipe, mp4)
+                )
+                times.setdefault(f"{step}, {producers} producer{'s' if producers > 1 else ''}", []).append(timed(run))
+    return {"model": model_name, "frame_size": ClipFrames(generator, recipe).frame_size, "times": times}
+
+
 def memory_worker(model_spec: str, frames: int, kind: str, upscale: int) -> dict:
     generator, _ = load_model(model_spec)
     ffmpeg_peaks: dict[int, int] = {}
@@ -207,7 +233,8 @@ def main() -> None:
         default=1,
         help="enlarge frames by this factor (Lanczos), as the app does for small models",
     )
-    parser.add_argument("--worker", choices=["timing", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--compare-producers", action="store_true", help="time one producer thread against two")
+    parser.add_argument("--worker", choices=["timing", "memory", "producers"], help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -217,9 +244,20 @@ def main() -> None:
     if args.worker == "memory":
         print(json.dumps(memory_worker(args.model, args.frames, args.kind, args.upscale)))
         return
+    if args.worker == "producers":
+        print(json.dumps(producers_worker(args.model, args.rounds, args.upscale)))
+        return
 
     print(f"machine: {os.cpu_count()} CPU cores, torch threads default; other jobs may share them")
     common = ("--model", args.model, "--upscale", str(args.upscale))
+    if args.compare_producers:
+        compared = run_worker("--worker", "producers", "--rounds", str(args.rounds), *common)
+        width, height = compared["frame_size"]
+        print(f"model: {compared['model']}; frames {width}x{height}; {SHORT_FRAMES} frames, {args.rounds} rounds:")
+        for name, seconds in compared["times"].items():
+            rounds = ", ".join(f"{value:.2f}" for value in seconds)
+            print(f"  {name:<24}{statistics.median(seconds):>7.2f}s median{min(seconds):>7.2f}s best   [{rounds}]")
+        return
     timing = run_worker("--worker", "timing", "--rounds", str(args.rounds), *common)
     width, height = timing["frame_size"]
     print(f"model: {timing['model']}; frames {width}x{height} (upscale {args.upscale}x, Lanczos)")

@@ -1,8 +1,8 @@
 """Inference preparation: the one place where networks are rearranged for speed before rendering.
 
-Measured on a 2-core CPU with `bench/sample.py` (DCGAN 64x64, batch 64): folding batch norm into the preceding
-(transposed) convolution and storing weights channels_last lets oneDNN run the transposed convolutions in its
-blocked layout, about 2.5x faster than the plain eager module, with outputs equal within 1e-5.
+Folding batch norm into the preceding (transposed) convolution and storing weights channels_last lets oneDNN run
+the transposed convolutions in its blocked layout, faster than the plain eager module, with outputs equal within
+1e-5 (`bench/sample.py`; figures in `bench/README.md`).
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ class KeyframePath:
 
     @cached_property
     def _spline(self) -> Callable[[np.ndarray], np.ndarray]:
-        # imported here: scipy.interpolate takes ~0.6 s to import and only cubic paths need it
+        # imported here: scipy.interpolate is slow to import and only cubic paths need it
         from scipy.interpolate import CubicSpline
 
         values = self.keyframes.astype(np.float64)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facegen import formats, hub
+from facegen import data, formats, hub
 from facegen.formats.converted import load_cached_weights
 from facegen.errors import CorruptFileError, FacegenError, FetchError, ModelNotFoundError, UnsafePickleError
 from facegen.generator import Generator
@@ -302,3 +302,7 @@ def load_catalog_model(
             f"{error} It was removed from the cache; fetch it again, or place a good copy with "
             f"`python -m facegen fetch {entry.model_id} --from PATH`."
         ) from None
+
+
+# The data layer renders demo:digiface with a catalog model but sits below the registry: hand it the loader.
+data.use_model_loader(load_generator)

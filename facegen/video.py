@@ -74,26 +74,26 @@ GIF_MAX_SIDE = 512
 GIF_MAX_FPS = 25
 GIF_PALETTE_SAMPLES = 16
 # Pixels of those frames that vote for the palette. A strided subset holds only colours the frames have, and
-# elects the same palette in a fraction of palettegen's time: 0.05 s instead of 0.28 s for 16 256x256 frames,
-# GIF PSNR 34.6 dB either way (bench/video.py --upscale 4).
+# elects the same palette in a fraction of palettegen's time (bench/video.py --upscale 4; figures in bench/README.md).
 GIF_PALETTE_PIXELS = 1 << 17
-# x264 must keep up with generation, and on CPU it competes with it for cores: 'veryfast' needs half the CPU of
-# 'medium' (0.07 s vs 0.15 s for 300 64x64 frames) for ~0.5 dB less at the same CRF (bench/video.py).
+# x264 must keep up with generation, and on CPU it competes with it for cores: 'veryfast' needs about half the CPU
+# of 'medium' for a fraction of a dB less at the same CRF.
 MP4_PRESET = "veryfast"
-# Small frames gain nothing from x264's frame threads, which cost CPU (0.060 s vs 0.072 s for 300 64x64 frames)
-# and make the bitstream depend on the machine's core count; one thread encodes 256x256 at ~1,000 frames/s.
+# Small frames gain nothing from x264's frame threads, which cost CPU and make the bitstream depend on the
+# machine's core count; one thread encodes 256x256 frames far faster than a CPU generates them.
 MP4_SINGLE_THREAD_PIXELS = 256 * 256
 # CRF 18 is visually lossless at usual sizes. Tiny frames (64x64 faces) have few macroblocks and lose most to
-# chroma subsampling: at 18 they measured 33-36 dB PSNR, at 12 above 35.6 dB for ~11 kB/s.
+# chroma subsampling: CRF 12 keeps them above the 35 dB PSNR goal for a few kB/s more.
 MP4_CRF = 18
 MP4_CRF_SMALL_FRAMES = 12
 SMALL_FRAME_PIXELS = 256 * 256
 DEFAULT_SECONDS_PER_TRANSITION = 2.0
 FRAMES_AHEAD = 2  # finished batches the producers may hold, in all, ahead of the encoder: enough to keep both busy
-# On CPU two producers split torch's threads and take alternate batches. Batches are independent, so they scale
-# better than one batch across all threads (bench/video.py: 0.40 s vs 0.42 s for 300 DCGAN frames on 2 cores), and
-# an encoder that preempts one producer's thread no longer stalls the other thread at every parallel op: MP4
-# rendering went from 1.16x to 1.09x the generation time. Two, not one per core: each holds a batch in memory,
+# On CPU two producers take alternate batches. Small batches leave torch's threads idle between parallel ops
+# (and an encoder that preempts one producer stalls only that one), so a second independent batch fills the gaps:
+# two producers beat one at 64 and 256 px frames (bench/video.py --compare-producers). They do not split torch's
+# threads between them: torch.set_num_threads sets the count every thread started later begins with, so one
+# render would change it for every other session of the app. Two, not one per core: each holds a batch in memory,
 # and only for models up to 256 px, whose batches are small: a 1024 px StyleGAN batch keeps every thread busy on its
 # own and holds gigabytes of activations.
 CPU_PRODUCERS = 2
@@ -580,22 +580,14 @@ def _produce(
     batches: Sequence[np.ndarray],
     out: queue.Queue,
     stop: threading.Event,
-    torch_threads: int,
-    restore_torch_threads: int,
 ) -> None:
-    """Finished frame batches into `out`, or the exception that stopped them, on `torch_threads` threads."""
-    # torch.set_num_threads applies to this thread and to threads started later, hence the restore
-    if torch_threads != restore_torch_threads:
-        torch.set_num_threads(torch_threads)
+    """Finished frame batches into `out`, or the exception that stopped them."""
     try:
         for indices in batches:
             if not _put(out, frames.frames_at(indices), stop):
                 return
     except BaseException as error:  # handed to the consumer, which re-raises it on the caller's thread
         _put(out, error, stop)
-    finally:
-        if torch_threads != restore_torch_threads:
-            torch.set_num_threads(restore_torch_threads)
 
 
 def _put(batches: queue.Queue, item: object, stop: threading.Event) -> bool:
@@ -623,20 +615,12 @@ def stream_frames(
     """Finished frames in batches, in order, generated and composed on producer threads ahead of the caller."""
     batches = list(frames.index_batches(batch_size))
     producers = producer_count(frames.generator, len(batches))
-    all_threads = torch.get_num_threads()
     queues = [queue.Queue(maxsize=max(1, FRAMES_AHEAD // producers)) for _ in range(producers)]
     stop = threading.Event()
     workers = [
         threading.Thread(
             target=_produce,
-            args=(
-                frames,
-                batches[index::producers],
-                queues[index],
-                stop,
-                max(1, all_threads // producers),
-                all_threads,
-            ),
+            args=(frames, batches[index::producers], queues[index], stop),
             daemon=True,
             name=f"clip-frames-{index}",
         )

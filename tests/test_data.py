@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from facegen import data
-from facegen.data import CELEBA_ATTRIBUTE_NAMES, DEMO_DATASETS, DatasetError, open_dataset
+from facegen.data import CELEBA_ATTRIBUTE_NAMES, DEMO_DATASETS, DatasetError, demo, open_dataset
+from facegen.data.decode import EXIF_ORIENTATION
 from facegen.errors import FacegenError
 
 RESOLUTION = 16
@@ -193,7 +194,7 @@ def test_exif_rotated_photo_is_stored_upright(tmp_path):
     tall = np.zeros((40, 20, 3), np.uint8)
     tall[:20] = 255  # white top half
     exif = Image.Exif()
-    exif[data.EXIF_ORIENTATION] = 6  # stored rotated; viewers turn it 90 degrees clockwise
+    exif[EXIF_ORIENTATION] = 6  # stored rotated; viewers turn it 90 degrees clockwise
     write(tmp_path / "phone" / "photo.png", encoded(Image.fromarray(tall), "PNG", exif=exif))
 
     pixels = as_rgb_rows(open_fresh(tmp_path / "phone", tmp_path, resolution=20).images)[0]
@@ -519,7 +520,7 @@ def test_demo_digiface_renders_seeds_with_the_pretrained_generator(tmp_path, mon
     torch.manual_seed(0)
     config = DCGANConfig(z_dim=8, generator_channels=4, resolution=64)
     stand_in = Generator(DCGANGenerator(config), ModelInfo("digiface-dcgan64", "dcgan", 8, 64))
-    monkeypatch.setattr(data, "_digiface_generator", lambda: stand_in)
+    monkeypatch.setattr(demo, "_model_loader", {"digiface-dcgan64": stand_in}.get)
 
     at_64 = open_dataset("demo:digiface?n=5", 64, cache_dir=tmp_path / "cache", progress=False)
     at_32 = open_dataset("demo:digiface?n=5", 32, cache_dir=tmp_path / "cache", progress=False)

@@ -1,8 +1,8 @@
 """StyleGAN2 generator (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", CVPR 2020).
 
-Written from the paper and the facts in docs/formats*.md, not from NVIDIA's code. Parameter and buffer names are
-NVIDIA's (`mapping.fc0.weight`, `synthesis.b8.conv0.affine.bias`, `noise_const`, ...), so their networks load by
-name; the resampling filter is a config value instead of per-layer buffers.
+Written from the paper and the contents of NVIDIA's published networks, not from NVIDIA's code. Parameter and
+buffer names are NVIDIA's (`mapping.fc0.weight`, `synthesis.b8.conv0.affine.bias`, `noise_const`, ...), so their
+networks load by name; the resampling filter is a config value instead of per-layer buffers.
 
     z [N, z_dim] (+ label c) --mapping--> w [N, w_dim] --broadcast, truncation--> ws [N, num_ws, w_dim]
     ws --synthesis: const 4x4, then per resolution [2x up-conv], conv, ToRGB--> image [N, img_channels, R, R]
@@ -75,10 +75,9 @@ class StyleGAN2Config:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Resampling and modulated convolution: the performance choices of this file live here; all of them keep the
-# outputs equal to NVIDIA's within float error. bench/stylegan2.py (256x256, shared 2-core CPU, times scaled to a
-# 320 GFLOP/s matmul peak): batch 8 ~100-110 ms/img at 2 threads, batch 1 ~106 ms/img at 1 thread (130-210 at 2
-# threads, which suffer most from the machine's contention); a grouped-convolution baseline took ~240 and ~173.
-#  - Activations are channels-last: oneDNN's transposed and depthwise convolutions run 1.3-1.5x faster so.
+# outputs equal to NVIDIA's within float error. bench/stylegan2.py times them against NVIDIA's grouped-convolution
+# strategy (figures in bench/README.md).
+#  - Activations are channels-last: oneDNN's transposed and depthwise convolutions run faster so.
 #  - A modulated convolution of one image scales the weight (style, demodulation and gain folded in, written in
 #    the layout oneDNN wants; no pass over the activations; the bias fuses into the convolution). For batches it
 #    scales the activations, so one ordinary convolution with the shared weight serves the whole batch (no grouped

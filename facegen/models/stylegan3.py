@@ -459,24 +459,22 @@ def modulated_conv2d(
     return x + bias[None, :, None, None]
 
 
-# Speed notes (CPU; bench/stylegan3.py, StyleGAN3-T 256x256, on a 2-core machine shared with other jobs).
-# Measured at a quiet moment (matmul peak 77 GFLOP/s, 2 threads): 9.8 s/img at batch 1 against 29.6 s/img for
-# the reference-path baseline (3.0x); batch 8 ran at 8.8 s/img (peak 68-83). Busy moments read 2-4x slower.
-# - The 3x3 modulated convolutions are ~460 of the ~480 GFLOP per image and already run at the machine's matmul
-#   peak through oneDNN, so the work is in everything around them.
+# Speed notes (CPU; bench/stylegan3.py times this network against the reference path, figures in bench/README.md).
+# - The 3x3 modulated convolutions are nearly all of the arithmetic and already run at the machine's matmul peak
+#   through oneDNN, so the work is in everything around them.
 # - The modulated convolution scales activations instead of weights, so a batch shares one weight tensor (one
 #   dense convolution instead of a grouped one with per-sample weights).
 # - Channels-last memory everywhere: the per-channel FIR filters then vectorise over channels (oneDNN's
-#   depthwise kernels), ~2.5x faster than NCHW.
+#   depthwise kernels), much faster than NCHW.
 # - Up-sampling is a strided transposed depthwise convolution per axis (polyphase: no zero-inserted tensor, no
 #   multiplications by inserted zeros); down-sampling a strided depthwise convolution per axis (a 2-D one for
 #   radial filters). Neither builds the zero-inserted or padded signal the definition describes.
 # - The leaky ReLU and clamp run in place; the lrelu gain rides on the down filter, the up gain on the up filter.
 # - The up-sampled signal is 4-16x the layer's input (at 1024x1024, batch 8, one layer's would be ~11 GB), so
 #   the batch is processed in bands (whole images when they fit, else rows of one image) whose up-sampled
-#   signal stays under STRIP_BYTES; row bands recompute the rows their FIR halos share. Measured on StyleGAN3-T 256: cache-sized bands (6-24 MB) saved
-#   ~12% CPU time on one thread, but cost 30-150% wall time at 2 threads on the oversubscribed machine (every
-#   op waits for both threads), so bands are sized to bound memory, not to fit the cache.
+#   signal stays under STRIP_BYTES; row bands recompute the rows their FIR halos share. Cache-sized bands save a
+#   little CPU time on one thread but cost much more wall time with two threads on a busy machine (every op waits
+#   for both threads), so bands are sized to bound memory, not to fit the cache.
 STRIP_BYTES = 256 * 2**20
 MIN_STRIP_ROWS = 8  # fewer output rows per band would recompute more halo than they save
 

@@ -289,7 +289,7 @@ def load_generator(
     """
     from facegen.formats.checkpoint import verified_sha256
 
-    spec = pin_run_checkpoint(spec)
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     if isinstance(spec, RunRef):
         from facegen.train.runs import find_checkpoint
 
@@ -327,8 +327,8 @@ def load_recorded_generator(
     try:
         generator = load_generator(spec, device, progress)
     except ModelNotFoundError as error:
-        made_with = f"{recorded_by[:1].upper()}{recorded_by[1:]} was made with {spec}"
-        raise ModelNotFoundError(f"{made_with}, which is gone, so it cannot be rendered exactly again. {error}") from None
+        made_with = f"{recorded_by[:1].upper()}{recorded_by[1:]} was made with {spec}, which is gone"
+        raise ModelNotFoundError(f"{made_with}, so it cannot be rendered exactly again. {error}") from None
     generator.identity.check_weights(weights_sha256, recorded_by)
     return generator
 

@@ -16,8 +16,9 @@ import torch
 from facegen import registry
 from facegen.errors import FetchError, ModelNotFoundError, SpecError
 from facegen.models.dcgan import DCGANConfig, DCGANGenerator
-from facegen.spec import CatalogId, ModelIdentity, WeightsFile
+from facegen.spec import CatalogId, HubRef, ModelIdentity, WeightsFile
 from tests.conftest import run_cli
+from tests.test_downloads import REPO_ID, build_hub_cache
 
 
 @pytest.fixture
@@ -100,6 +101,17 @@ def test_a_file_named_like_a_catalog_id_is_ambiguous_until_written_as_a_path(tin
         registry.load_generator("tiny-dcgan")
     generator = registry.load_generator("./tiny-dcgan")
     assert generator.identity == ModelIdentity(WeightsFile(Path("tiny-dcgan")), sha256)
+
+
+def test_a_hub_file_loads_under_its_spec_and_sha256(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    sha256 = write_tiny_dcgan(tmp_path / "tiny.pt")
+    build_hub_cache(tmp_path / "hf-cache", {"nets/tiny.pt": (tmp_path / "tiny.pt").read_bytes()})
+    generator = registry.load_generator(f"hf:{REPO_ID}/nets/tiny.pt")
+    assert generator.identity == ModelIdentity(HubRef(REPO_ID, "nets/tiny.pt"), sha256)
+    assert generator.z_dim == 10
 
 
 def test_corrupt_cached_file_is_fetched_again(tiny_catalog):

@@ -19,3 +19,7 @@ class UnsafePickleError(FacegenError):
 
 class CorruptFileError(FacegenError):
     pass
+
+
+class SpecError(FacegenError):
+    """A model spec that names nothing, or two things."""

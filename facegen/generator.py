@@ -1,21 +1,15 @@
 """The one interface every model offers to the pages, the CLI and the video renderer.
 
-A `Generator` wraps a network module (own or reimplemented NVIDIA) plus what a user needs to know about it.
-The network contract is small, so any architecture plugs in:
-
-    network.forward(z, c, truncation_psi, noise_mode) -> float NCHW image, nominally [-1, 1]
-
-Networks with a W space (StyleGAN) also provide
-
-    network.mapping(z, c, truncation_psi, truncation_cutoff) -> ws [N, num_ws, w_dim]
-    network.synthesis(ws, noise_mode) -> float NCHW image
+A `Generator` wraps a network module (own or reimplemented NVIDIA) plus what a user needs to know about it. The
+network contract is small, so any architecture plugs in: `GeneratorNetwork`, and `StyleNetwork` for networks with
+a W space.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -23,10 +17,37 @@ from torch import nn
 
 from facegen.errors import FacegenError
 from facegen.inference import prepare_for_inference
+from facegen.spec import ModelIdentity
 
 NoiseMode = Literal["const", "random", "none"]
 NOISE_MODES: tuple[str, ...] = ("const", "random", "none")
 PSI_RANGE = (0.0, 2.0)
+
+
+@runtime_checkable
+class GeneratorNetwork(Protocol):
+    """What a Generator needs of its network (an nn.Module): latents and labels in, images out."""
+
+    def forward(
+        self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float, noise_mode: NoiseMode
+    ) -> torch.Tensor:
+        """z [N, z_dim], c [N, c_dim] or None -> float NCHW images, nominally in [-1, 1]."""
+        ...
+
+
+@runtime_checkable
+class StyleNetwork(GeneratorNetwork, Protocol):
+    """A network with a W space (StyleGAN): the walk between z and the image is open to the Generator."""
+
+    def mapping(
+        self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float, truncation_cutoff: int | None
+    ) -> torch.Tensor:
+        """z [N, z_dim] -> ws [N, num_ws, w_dim], truncated towards the average w."""
+        ...
+
+    def synthesis(self, ws: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> float NCHW images."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +101,13 @@ class Generator:
     """A model ready to render faces: seeds or latents in, images out, batched, without autograd."""
 
     def __init__(self, network: nn.Module, info: ModelInfo, device: str | torch.device = "cpu") -> None:
+        contract = StyleNetwork if info.has_w_space else GeneratorNetwork
+        if not isinstance(network, contract):
+            raise TypeError(f"{type(network).__qualname__} does not implement {contract.__name__}")
         self.info = info
+        # which weights these are: set by the registry, which pinned the spec and hashed the file; None for a
+        # network that was never saved (one in training, one built in a test)
+        self.identity: ModelIdentity | None = None
         self.device = torch.device(device)
         self.network = prepare_for_inference(network.eval()).requires_grad_(False).to(self.device)
         # The network under its own parameter names, as `save_generator` writes it: inference preparation may

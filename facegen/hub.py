@@ -49,8 +49,13 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_record_path(path: Path) -> Path:
+    """Where a file's sha256 is recorded: beside it, as NAME.sha256."""
+    return path.with_name(path.name + ".sha256")
+
+
 def recorded_sha256(path: Path) -> str | None:
-    sidecar = path.with_name(path.name + ".sha256")
+    sidecar = sha256_record_path(path)
     return sidecar.read_text().strip() if sidecar.exists() else None
 
 
@@ -73,7 +78,7 @@ def install_verified(candidate: Path, destination: Path, expected_sha256: str | 
 def install_file(candidate: Path, destination: Path, sha256: str) -> Path:
     """Move a verified file into place; its hash is recorded first, so a file in place always has one."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.with_name(destination.name + ".sha256").write_text(sha256 + "\n")
+    sha256_record_path(destination).write_text(sha256 + "\n")
     os.replace(candidate, destination)
     return destination
 

@@ -393,7 +393,7 @@ def evaluate_generator(
         kid_std=kid_std,
         n=n,
         model_id=generator.info.model_id,
-        file_sha256=generator.info.file_sha256,
+        file_sha256=generator.identity.weights_sha256 if generator.identity else None,
         reference=reference.source,
         reference_sha256=reference.sha256,
         reference_images=reference.stats.count,

@@ -1,11 +1,15 @@
 """Model ids to Generators: the catalog, fetching into the cache, and resolving a spec to its weights.
 
-A model spec is one of
+A model spec (`facegen.spec`) is one of
 - a catalog id from `pretrained/catalog.toml` (fetched into the cache once and verified; reading it, and
   converting a foreign format once into facegen's own, is `facegen.formats`' job),
 - a path to a weights file in one of `facegen.formats.FORMATS` (`.pkl` NVIDIA network pickle, `.safetensors`
   facegen checkpoint, `.pt`/`.pth`/`.tar` PyTorch checkpoint),
-- `run:NAME` or `run:NAME@STEP` for an own training run (a name under `runs/` or a run directory path).
+- `run:NAME` or `run:NAME@STEP` for an own training run (a name under `runs/` or a run directory path),
+- `hf:OWNER/REPO/FILE[@REVISION]` for a weights file in a Hugging Face Hub repository.
+
+Every Generator loaded here carries its identity: the spec pinned (a run's newest checkpoint named by its step)
+and the sha256 of the weights file.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ from facegen import data, formats, hub
 from facegen.formats.converted import load_cached_weights
 from facegen.errors import CorruptFileError, FacegenError, FetchError, ModelNotFoundError, UnsafePickleError
 from facegen.generator import Generator
+from facegen.spec import HubRef, ModelIdentity, ModelSpec, RunRef, WeightsFile, parse_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CATALOG_PATH = REPO_ROOT / "pretrained" / "catalog.toml"
-RUN_PREFIX = "run:"
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,8 @@ def catalog_entry(model_id: str) -> CatalogEntry:
     if model_id not in catalog:
         known = ", ".join(sorted(catalog))
         raise ModelNotFoundError(
-            f"Unknown model {model_id!r}. Known catalog ids: {known}. You can also give a weights file path or "
-            "run:NAME; `python -m facegen models` lists them."
+            f"Unknown model {model_id!r}. Known catalog ids: {known}. You can also give a weights file path, "
+            "run:NAME or hf:OWNER/REPO/FILE; `python -m facegen models` lists them."
         )
     return catalog[model_id]
 
@@ -170,24 +174,29 @@ def run_choices() -> list[ModelChoice]:
         checkpoints = list_checkpoints(run.path)
         if checkpoints:
             detail = f"{run.status}, checkpoint at step {checkpoints[-1].step:,} of {run.total_steps:,}, data {run.dataset}"
-            choices.append(ModelChoice(f"{RUN_PREFIX}{run.name}", f"{run.name} (own {run.arch} run)", "cached", detail, is_catalog=False))
+            choices.append(ModelChoice(run.model_spec, f"{run.name} (own {run.arch} run)", "cached", detail, is_catalog=False))
     return choices
 
 
-def pin_run_checkpoint(spec: str) -> str:
+def parse_model_spec(text: str) -> ModelSpec:
+    """`facegen.spec.parse_spec` with this catalog's ids: what a model spec typed by a user names."""
+    return parse_spec(text, load_catalog())
+
+
+def pin_run_checkpoint(spec: str | ModelSpec) -> ModelSpec:
     """`run:NAME` as `run:NAME@STEP` of its newest checkpoint, so a cached model is renewed as the run trains on.
 
     Other specs, and runs without a checkpoint yet (whose loading explains that), are returned unchanged.
     """
-    if not spec.startswith(RUN_PREFIX) or "@" in spec:
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    if not isinstance(spec, RunRef) or spec.step is not None:
         return spec
-    from facegen.train.runs import list_checkpoints, resolve_run
+    from facegen.train.runs import find_checkpoint
 
     try:
-        checkpoints = list_checkpoints(resolve_run(spec[len(RUN_PREFIX) :]))
+        return RunRef(spec.name, find_checkpoint(spec.name).step)
     except FacegenError:
         return spec
-    return f"{spec}@{checkpoints[-1].step}" if checkpoints else spec
 
 
 def fetch_model(model_id: str, progress: hub.ProgressCallback | None = None) -> Path:
@@ -265,24 +274,66 @@ def _check_against_catalog(entry: CatalogEntry, path: Path, shown_as: Path) -> s
     )
 
 
-def load_generator(spec: str, device: str = "cpu", progress: hub.ProgressCallback | None = None) -> Generator:
-    """Resolve a model spec (catalog id, file path or run:NAME[@STEP]) and build its Generator."""
-    spec = spec.strip()
-    if spec.startswith(RUN_PREFIX):
-        from facegen.formats import checkpoint
-        from facegen.train.runs import find_generator_checkpoint
+def load_generator(
+    spec: str | ModelSpec, device: str = "cpu", progress: hub.ProgressCallback | None = None
+) -> Generator:
+    """Resolve a model spec (catalog id, file path, run:NAME[@STEP] or hf:…) and build its Generator.
 
-        reference, _, step = spec[len(RUN_PREFIX) :].partition("@")
-        if step and not step.isdigit():
-            raise FacegenError(f"Bad step in {spec!r}: write run:NAME@STEP with a whole number, e.g. run:starter@200.")
-        weights = find_generator_checkpoint(reference, int(step) if step else None)
-        return checkpoint.load_generator(weights, model_id=spec, device=device)
-    path = Path(spec).expanduser()
-    if path.suffix in formats.FILE_SUFFIXES or "/" in spec or path.exists():
-        if not path.is_file():
-            raise ModelNotFoundError(f"Weights file {path} does not exist. Check the path, or use a catalog id.")
-        return formats.load_weights(path, model_id=str(path), device=device)
-    return load_catalog_model(catalog_entry(spec), device, progress)
+    The Generator's `identity` names exactly what was loaded: `run:NAME` pinned to its newest checkpoint's step,
+    and the weights file's sha256.
+    """
+    from facegen.formats.checkpoint import verified_sha256
+
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    if isinstance(spec, RunRef):
+        from facegen.train.runs import find_checkpoint
+
+        checkpoint = find_checkpoint(spec.name, spec.step)
+        spec = RunRef(spec.name, checkpoint.step)
+        sha256 = verified_sha256(checkpoint.generator_path)
+        generator = formats.load_weights(checkpoint.generator_path, model_id=str(spec), device=device)
+    elif isinstance(spec, WeightsFile):
+        if not spec.path.is_file():
+            what = "is a folder, not a weights file" if spec.path.is_dir() else "does not exist"
+            raise ModelNotFoundError(
+                f"Weights file {spec.path} {what}. Check the path; a training run is named run:NAME, a catalog model "
+                "by its id."
+            )
+        sha256 = verified_sha256(spec.path)
+        generator = formats.load_weights(spec.path, model_id=str(spec), device=device, sha256=sha256)
+    elif isinstance(spec, HubRef):
+        weights = fetch_hub_file(spec, progress)
+        sha256 = verified_sha256(weights)
+        generator = formats.load_weights(weights, model_id=str(spec), device=device, sha256=sha256)
+    else:
+        entry = catalog_entry(spec.model_id)
+        generator = load_catalog_model(entry, device, progress)
+        # the download's sha256, recorded when it entered the cache and checked on loading (or by its conversion)
+        sha256 = hub.recorded_sha256(cached_path(entry)) or hub.sha256_file(cached_path(entry))
+    generator.identity = ModelIdentity(spec, sha256)
+    return generator
+
+
+def load_recorded_generator(
+    spec: str, weights_sha256: str | None, recorded_by: str, device: str = "cpu",
+    progress: hub.ProgressCallback | None = None,
+) -> Generator:
+    """Exactly the model a recipe recorded: its pinned spec, refused when the weights are not the recorded ones."""
+    try:
+        generator = load_generator(spec, device, progress)
+    except ModelNotFoundError as error:
+        made_with = f"{recorded_by[:1].upper()}{recorded_by[1:]} was made with {spec}, which is gone"
+        raise ModelNotFoundError(f"{made_with}, so it cannot be rendered exactly again. {error}") from None
+    generator.identity.check_weights(weights_sha256, recorded_by)
+    return generator
+
+
+def fetch_hub_file(spec: HubRef, progress: hub.ProgressCallback | None = None) -> Path:
+    """A Hub file in the cache (fetched once per repository, revision and path), its sha256 recorded beside it."""
+    path = hub.cache_root() / "hub" / spec.repo_id / spec.revision / spec.filename
+    if path.is_file():
+        return path
+    return hub.fetch(hub.HubSource(spec.repo_id, spec.filename, spec.revision), path, progress=progress)
 
 
 def load_catalog_model(

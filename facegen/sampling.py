@@ -21,10 +21,19 @@ class SampleRequest:
 
 
 def recipe_for(generator: Generator, request: SampleRequest) -> dict:
-    """Everything needed to render the same pixels again."""
+    """Everything needed to render the same pixels again: the pinned model spec and its weights' sha256 included.
+
+    A network that was never saved (one in training) is named by the request's spec, without a sha256.
+    """
     recipe = asdict(request)
+    del recipe["model_spec"]  # as typed, e.g. run:NAME without its step: `model` names what was rendered
     recipe["labels"] = np.asarray(request.labels).tolist() if request.labels is not None else None
-    recipe.update(model=generator.info.model_id, file_sha256=generator.info.file_sha256, family=generator.info.family)
+    identity = generator.identity
+    recipe.update(
+        model=str(identity.spec) if identity else request.model_spec,
+        model_sha256=identity.weights_sha256 if identity else None,
+        family=generator.info.family,
+    )
     return recipe
 
 

@@ -38,7 +38,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from facegen.errors import FacegenError
 from facegen.generator import Generator, check_noise_mode, check_truncation_psi, images_to_uint8
-from facegen.hub import sha256_file
 from facegen.images import check_writable_dir, write_atomically
 from facegen.latent import (
     MAX_SEED,
@@ -256,22 +255,17 @@ def suggested_upscale(resolution: int, target: int = 256) -> int:
     return factor
 
 
-def model_fingerprint(model_spec: str, generator: Generator) -> str | None:
-    """The sha256 of the model's weights file: from the loader when it knows it, else hashed here for file specs."""
-    if generator.info.file_sha256:
-        return generator.info.file_sha256
-    path = Path(model_spec).expanduser()
-    return sha256_file(path) if path.is_file() else None
+def recipe_for_generator(recipe: ClipRecipe, generator: Generator) -> ClipRecipe:
+    """`recipe` naming the generator's pinned spec and weights, so replaying it loads exactly these weights.
 
-
-def check_recipe_model(recipe: ClipRecipe, fingerprint: str | None) -> None:
-    """Refuse to replay a recipe on different weights: the frames would silently differ."""
-    if recipe.model_sha256 and fingerprint and recipe.model_sha256 != fingerprint:
-        raise FacegenError(
-            f"The model's weights differ from the recipe's (sha256 {fingerprint[:12]}… here, "
-            f"{recipe.model_sha256[:12]}… in the recipe), so the frames would differ. Point --model at the "
-            "original weights file."
-        )
+    A recipe that records other weights is refused: its frames would silently differ.
+    """
+    if generator.identity is None:
+        return recipe
+    generator.identity.check_weights(recipe.model_sha256)
+    return dataclasses.replace(
+        recipe, model=str(generator.identity.spec), model_sha256=generator.identity.weights_sha256
+    )
 
 
 # -- frames -----------------------------------------------------------------------------------------------------
@@ -653,8 +647,10 @@ def render_clip(
 ) -> ClipResult:
     """Render `recipe` into each output (.mp4 and/or .gif) in one generation pass; write the recipe beside them.
 
-    Outputs appear atomically: a failed or cancelled render leaves no partial file behind.
+    The recipe written names the generator's pinned spec and weights (`recipe_for_generator`). Outputs appear
+    atomically: a failed or cancelled render leaves no partial file behind.
     """
+    recipe = recipe_for_generator(recipe, generator)
     paths = check_clip_outputs([out_paths] if isinstance(out_paths, (str, Path)) else list(out_paths))
     frames = ClipFrames(generator, recipe)
     kinds = [CLIP_SUFFIXES[path.suffix.lower()] for path in paths]
@@ -768,7 +764,7 @@ class RenderJob:
         batch_size: int = 16,
         gif_max_side: int = GIF_MAX_SIDE,
     ) -> None:
-        self.recipe = recipe
+        self.recipe = recipe_for_generator(recipe, generator)
         self.frames_done = 0
         self.frame_count = recipe.frame_count
         self.result: ClipResult | None = None

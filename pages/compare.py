@@ -64,7 +64,12 @@ if len(selection.seeds) > MAX_SEEDS:
 
 @st.cache_data(max_entries=16, show_spinner="Rendering…")
 def cached_comparison(
-    model_ids: tuple[str, ...], seeds: tuple[int, ...], size: int | None, resample: str, psi: float, _generators: list
+    model_identities: tuple[tuple[str, str], ...],
+    seeds: tuple[int, ...],
+    size: int | None,
+    resample: str,
+    psi: float,
+    _generators: list,
 ) -> Comparison:
     return compare_models(_generators, seeds, size, resample, psi)
 
@@ -72,7 +77,7 @@ def cached_comparison(
 size = None if size_choice == DISPLAY_SIZES[0] else int(size_choice)
 comparison = run_or_show_error(
     lambda: cached_comparison(
-        tuple(generator.info.model_id for generator in generators),
+        tuple(generator.identity.key for generator in generators),
         tuple(selection.seeds),
         size,
         resample,

@@ -11,14 +11,15 @@ import streamlit as st
 
 from facegen.images import make_grid
 from facegen.latent import EASINGS, INTERPOLATIONS, random_seeds
+from facegen.train.runs import keep_recipe_checkpoint
 from facegen.ui.widgets import label_controls, model_picker, ready_generator, route_through_app, run_or_show_error
 from facegen.video import (
     GIF_MAX_SIDE,
     UPSCALE_FILTERS,
     ClipRecipe,
     RenderJob,
-    model_fingerprint,
     preview_recipe,
+    recipe_for_generator,
     suggested_upscale,
 )
 
@@ -42,13 +43,10 @@ state.setdefault("clip_count", 0)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def keyframe_thumbnail(model_spec: str, seeds: tuple[int, ...], columns: int, psi: float, noise: str, labels: object):
+def keyframe_thumbnail(
+    model_identity: tuple[str, str], seeds: tuple[int, ...], columns: int, psi: float, noise: str, labels: object
+):
     return make_grid(generator.sample(seeds=list(seeds), truncation_psi=psi, labels=labels, noise_mode=noise), columns)
-
-
-@st.cache_data(max_entries=16, show_spinner="Hashing the model file…")
-def weights_fingerprint(model_spec: str) -> str | None:
-    return model_fingerprint(model_spec, generator)
 
 
 with st.sidebar:
@@ -106,7 +104,7 @@ for start in range(0, len(keyframes), CARDS_PER_ROW):
         if index >= len(keyframes):
             break
         thumbnail = keyframe_thumbnail(
-            model_spec, tuple(keyframes[index]), int(grid_cols), psi, noise_mode, conditioning
+            generator.identity.key, tuple(keyframes[index]), int(grid_cols), psi, noise_mode, conditioning
         )
         card.image(thumbnail, caption=f"{index + 1}: seed {', '.join(map(str, keyframes[index]))}", width="stretch")
         earlier, later, remove = card.columns(3)
@@ -122,10 +120,9 @@ for start in range(0, len(keyframes), CARDS_PER_ROW):
 
 
 def build_recipe() -> ClipRecipe:
-    return ClipRecipe(
+    recipe = ClipRecipe(
         model=model_spec,
         keyframe_seeds=tuple(seed for keyframe in keyframes for seed in keyframe),
-        model_sha256=weights_fingerprint(model_spec),
         space=space,
         interpolation=interpolation,
         easing=easing,
@@ -141,6 +138,7 @@ def build_recipe() -> ClipRecipe:
         upscale_filter=upscale_filter,
         seed_labels=seed_labels,
     )
+    return recipe_for_generator(recipe, generator)
 
 
 recipe = run_or_show_error(build_recipe)
@@ -169,6 +167,7 @@ if preview_button.button(
 ):
     start_job("preview_job", preview_recipe(recipe), (".gif",), PREVIEW_MAX_SIDE)
 if render_button.button("Render clip", key="render", type="primary"):
+    run_or_show_error(lambda: keep_recipe_checkpoint(generator.identity.spec))  # the clip's recipe names it
     start_job("render_job", recipe, (".mp4", ".gif"), GIF_MAX_SIDE)
 
 

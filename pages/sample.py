@@ -4,6 +4,7 @@ import streamlit as st
 
 from facegen.images import make_grid, png_bytes
 from facegen.sampling import SampleRequest, recipe_for, render
+from facegen.train.runs import keep_recipe_checkpoint
 from facegen.ui.widgets import (
     label_controls,
     model_picker,
@@ -35,11 +36,13 @@ if generator is not None:
         if images is not None:
             recipe = recipe_for(generator, request)
             st.image(make_grid(images, columns), caption=f"{generator.info.model_id} · seeds {selection.text} · psi {truncation_psi}", output_format="PNG")
-            st.download_button("Download grid (PNG)", png_bytes(make_grid(images, columns), recipe), "facegen-grid.png", "image/png")
+            # a downloaded PNG's recipe names the model: a run checkpoint it names is kept from pruning
+            keep = {"on_click": keep_recipe_checkpoint, "args": (generator.identity.spec,)}
+            st.download_button("Download grid (PNG)", png_bytes(make_grid(images, columns), recipe), "facegen-grid.png", "image/png", **keep)
             with st.expander("Single images"):
                 cells = st.columns(columns)
                 for index, (seed, image) in enumerate(zip(selection.seeds, images)):
                     with cells[index % columns]:
                         st.image(image, caption=f"seed {seed}", output_format="PNG")
                         single = dict(recipe, seeds=[seed])
-                        st.download_button("PNG", png_bytes(image, single), f"seed{seed:04d}.png", "image/png", key=f"dl_{index}")
+                        st.download_button("PNG", png_bytes(image, single), f"seed{seed:04d}.png", "image/png", key=f"dl_{index}", **keep)

@@ -15,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from facegen.images import make_grid
+from facegen.spec import RunRef
 from facegen.train import browse, runs
 from facegen.train.config import ARCHITECTURES, DCGAN_FAMILY, DCGAN_RESOLUTIONS, PROGAN_RESOLUTIONS
 from facegen.ui.charts import metrics_chart
@@ -286,7 +287,7 @@ def show_checkpoints(summary: runs.RunSummary) -> None:
             if present
         ]
         label.markdown(
-            f"**step {checkpoint.step:,}** · {', '.join(notes) or 'generator only'} · `run:{summary.name}@{checkpoint.step}`"
+            f"**step {checkpoint.step:,}** · {', '.join(notes) or 'generator only'} · `{RunRef(summary.name, checkpoint.step)}`"
         )
         if sample.button("Sample from this", key=f"sample_{summary.name}_{checkpoint.step}"):
             state.sampled_checkpoint = (summary.name, checkpoint.step)
@@ -300,7 +301,7 @@ def show_checkpoints(summary: runs.RunSummary) -> None:
             run_or_show_error(lambda step=checkpoint.step, keep=marked: runs.mark_checkpoint(summary.path, step, keep))
     sampled = state.get("sampled_checkpoint")
     if sampled is not None and sampled[0] == summary.name:
-        spec = f"run:{summary.name}@{sampled[1]}"
+        spec = str(RunRef(summary.name, sampled[1]))
         faces = run_or_show_error(lambda: checkpoint_faces(spec))
         if faces is not None:
             st.image(faces, caption=f"{spec}: seeds {SAMPLE_SEEDS[0]}-{SAMPLE_SEEDS[-1]}", output_format="PNG")

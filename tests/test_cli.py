@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facegen import registry
 from facegen.images import grid_tile, read_recipe
 from tests.conftest import run_cli
 
@@ -40,7 +41,7 @@ def test_written_png_carries_its_recipe(grid_path, dcgan):
     assert recipe["model"] == "digiface-dcgan64"
     assert recipe["seeds"] == list(range(16))
     assert recipe["truncation_psi"] == 1.0
-    assert recipe["file_sha256"] == dcgan.info.file_sha256
+    assert recipe["model_sha256"] == dcgan.identity.weights_sha256 == registry.catalog_entry("digiface-dcgan64").sha256
 
 
 def test_models_lists_the_catalog_with_state(dcgan):

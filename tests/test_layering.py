@@ -32,6 +32,7 @@ MODULE_LAYERS: dict[str, str] = {
     "facegen.images": "foundation",
     "facegen.inference": "foundation",
     "facegen.latent": "foundation",
+    "facegen.spec": "foundation",
     "facegen.generator": "generator",
     "facegen.models": "models",
     "facegen.formats": "formats",

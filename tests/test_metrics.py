@@ -289,7 +289,7 @@ def test_cli_prints_fid_and_kid_and_saves_them_as_json(dcgan, extractor, tmp_pat
     saved = json.loads(out.read_text())
     assert f"FID {saved['fid']:.2f}" in result.stdout and f"KID {saved['kid']:.4f}" in result.stdout
     assert saved["fid"] > 0 and saved["n"] == 4 and saved["model"] == "digiface-dcgan64"
-    assert saved["file_sha256"] == dcgan.info.file_sha256
+    assert saved["file_sha256"] == dcgan.identity.weights_sha256
     assert saved["reference"]["images"] == 4 and saved["reference"]["resolution"] == 64
     assert "generated images" in result.stderr  # the progress bar
 

@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from facegen import registry
-from facegen.errors import FetchError, ModelNotFoundError
+from facegen.errors import FetchError, ModelNotFoundError, SpecError
 from facegen.models.dcgan import DCGANConfig, DCGANGenerator
+from facegen.spec import CatalogId, HubRef, ModelIdentity, WeightsFile
 from tests.conftest import run_cli
+from tests.test_downloads import REPO_ID, build_hub_cache
 
 
 @pytest.fixture
@@ -81,8 +83,35 @@ def test_first_load_fetches_and_records_the_hash(tiny_catalog):
     assert generator.resolution == 32 and generator.z_dim == 10
     cached = registry.cached_path(entry)
     assert cached.with_name("tiny.pt.sha256").read_text().strip() == entry.sha256
-    assert generator.info.file_sha256 == entry.sha256
+    assert generator.identity == ModelIdentity(CatalogId("tiny-dcgan"), entry.sha256)
     assert registry.model_status(entry).state == "cached"
+
+
+def test_a_folder_named_like_a_catalog_id_does_not_hide_the_model(tiny_catalog, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny-dcgan").mkdir()
+    generator = registry.load_generator("tiny-dcgan")
+    assert generator.identity.spec == CatalogId("tiny-dcgan") and generator.z_dim == 10
+
+
+def test_a_file_named_like_a_catalog_id_is_ambiguous_until_written_as_a_path(tiny_catalog, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sha256 = write_tiny_dcgan(tmp_path / "tiny-dcgan")
+    with pytest.raises(SpecError, match=r"both a catalog model and a file.*Write \./tiny-dcgan for the file"):
+        registry.load_generator("tiny-dcgan")
+    generator = registry.load_generator("./tiny-dcgan")
+    assert generator.identity == ModelIdentity(WeightsFile(Path("tiny-dcgan")), sha256)
+
+
+def test_a_hub_file_loads_under_its_spec_and_sha256(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    sha256 = write_tiny_dcgan(tmp_path / "tiny.pt")
+    build_hub_cache(tmp_path / "hf-cache", {"nets/tiny.pt": (tmp_path / "tiny.pt").read_bytes()})
+    generator = registry.load_generator(f"hf:{REPO_ID}/nets/tiny.pt")
+    assert generator.identity == ModelIdentity(HubRef(REPO_ID, "nets/tiny.pt"), sha256)
+    assert generator.z_dim == 10
 
 
 def test_corrupt_cached_file_is_fetched_again(tiny_catalog):

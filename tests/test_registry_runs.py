@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from facegen.registry import list_model_choices, pin_run_checkpoint
+from facegen.spec import CatalogId, RunRef
 from facegen.train import runs
 
 
@@ -35,11 +36,11 @@ def test_runs_with_a_checkpoint_are_offered_next_to_the_catalog(tmp_path, monkey
 def test_run_specs_are_pinned_to_the_newest_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEGEN_RUNS", str(tmp_path))
     fake_run(tmp_path, "trained", [100, 200])
-    assert pin_run_checkpoint("run:trained") == "run:trained@200"
+    assert pin_run_checkpoint("run:trained") == RunRef("trained", 200)
     folder = tmp_path / "trained" / runs.CHECKPOINTS_DIR / runs.step_name(300)
     folder.mkdir()
     (folder / runs.GENERATOR_FILE).write_bytes(b"")
-    assert pin_run_checkpoint("run:trained") == "run:trained@300", "a newer checkpoint must give a new cache key"
-    assert pin_run_checkpoint("run:trained@100") == "run:trained@100"
-    assert pin_run_checkpoint("digiface-dcgan64") == "digiface-dcgan64"
-    assert pin_run_checkpoint("run:missing") == "run:missing", "left for loading to explain"
+    assert str(pin_run_checkpoint("run:trained")) == "run:trained@300", "a newer checkpoint must give a new cache key"
+    assert pin_run_checkpoint("run:trained@100") == RunRef("trained", 100)
+    assert pin_run_checkpoint("digiface-dcgan64") == CatalogId("digiface-dcgan64")
+    assert pin_run_checkpoint("run:missing") == RunRef("missing"), "left for loading to explain"

@@ -8,6 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import torch
+
+from facegen.formats.checkpoint import save_generator
+from facegen.models.dcgan import DCGANConfig, DCGANGenerator
 from facegen.train import runs
 from tests.conftest import run_cli
 
@@ -62,3 +66,25 @@ def write_crashed_run(run_dir: Path) -> Path:
     }  # fmt: skip
     (run_dir / runs.STATUS_FILE).write_text(json.dumps(status))
     return run_dir
+
+
+def write_run_with_checkpoints(run_dir: Path, steps: list[int]) -> Path:
+    """A finished run whose checkpoints hold random 32x32 DCGANs, one set of weights per step, written the way
+    training writes a checkpoint's generator (in seconds, without training)."""
+    run_dir.mkdir(parents=True)
+    config = {"arch": "dcgan", "data": "demo:lfw", "steps": max(steps), "checkpoint_every": 10}
+    (run_dir / runs.CONFIG_FILE).write_text(json.dumps(config))
+    (run_dir / runs.STATUS_FILE).write_text(json.dumps({"state": "finished", "step": max(steps), "updated": 1.0}))
+    for step in steps:
+        add_checkpoint(run_dir, step)
+    return run_dir
+
+
+def add_checkpoint(run_dir: Path, step: int) -> Path:
+    """A new checkpoint at `step`, with weights of its own, as the training loop adds one."""
+    torch.manual_seed(step)
+    config = DCGANConfig(resolution=32, generator_channels=8)
+    network = DCGANGenerator(config)
+    return runs.write_checkpoint_dir(
+        run_dir, step, lambda folder: save_generator(folder / runs.GENERATOR_FILE, network, "dcgan", config, {})
+    )

@@ -10,6 +10,7 @@ from facegen.images import check_output_target
 from facegen.latent import parse_seeds
 from facegen.registry import load_generator
 from facegen.sampling import SampleRequest, render_and_save
+from facegen.train.runs import keep_recipe_checkpoint
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_target(args.out)
     with download_bar(args.model) as progress:
         generator = load_generator(args.model, device=args.device, progress=progress)
+    keep_recipe_checkpoint(generator.identity.spec)
     for path in render_and_save(generator, request, args.out, batch_size=args.batch):
         print(path)
     return 0

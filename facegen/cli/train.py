@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 
 from facegen.errors import FacegenError
+from facegen.spec import RunRef
 from facegen.train import distributed, runs
 from facegen.train.config import ARCHITECTURES, TrainConfig, read_config_file, resolve_config
 from facegen.train.loop import TrainResult, resume_run, start_run
@@ -92,6 +93,6 @@ def report(result: TrainResult) -> None:
     if result.checkpoint is not None:
         reference = result.run_dir.name if result.run_dir.resolve().parent == runs.default_runs_root().resolve() else result.run_dir
         print(f"Checkpoint: {result.checkpoint}")
-        print(f"Sample it: python -m facegen sample --model run:{reference} --seeds 0-15 --out grid.png")
+        print(f"Sample it: python -m facegen sample --model {RunRef(str(reference))} --seeds 0-15 --out grid.png")
     if result.state == "stopped":
         print(f"Continue it: python -m facegen train --resume {result.run_dir}")

@@ -14,7 +14,8 @@ from facegen.cli.progress import download_bar
 from facegen.errors import FacegenError
 from facegen.generator import NOISE_MODES
 from facegen.latent import EASINGS, INTERPOLATIONS, fill_keyframe_seeds, parse_seeds
-from facegen.registry import load_generator
+from facegen.registry import load_generator, load_recorded_generator
+from facegen.train.runs import keep_recipe_checkpoint
 from facegen.video import (
     DEFAULT_SECONDS_PER_TRANSITION,
     SPACES,
@@ -22,9 +23,8 @@ from facegen.video import (
     ClipRecipe,
     ProgressCallback,
     check_clip_outputs,
-    check_recipe_model,
-    model_fingerprint,
     read_clip_recipe,
+    recipe_for_generator,
     render_clip,
     seconds_to_frames_per_transition,
 )
@@ -86,14 +86,16 @@ def run(args: argparse.Namespace) -> int:
         recipe = _recipe_from_options(args)
     model_spec = args.model or recipe.model
     with download_bar(model_spec) as progress:
-        generator = load_generator(model_spec, device=args.device, progress=progress)
-    fingerprint = model_fingerprint(model_spec, generator)
-    if args.recipe:
-        check_recipe_model(recipe, fingerprint)
-        recipe = dataclasses.replace(recipe, model=model_spec, model_sha256=recipe.model_sha256 or fingerprint)
-    else:
-        space = args.space or ("w" if generator.has_w_space else "z")
-        recipe = dataclasses.replace(recipe, model_sha256=fingerprint, space=space)
+        if args.recipe:
+            generator = load_recorded_generator(
+                model_spec, recipe.model_sha256, f"the recipe {args.recipe}", args.device, progress
+            )
+        else:
+            generator = load_generator(model_spec, device=args.device, progress=progress)
+    if not args.recipe:
+        recipe = dataclasses.replace(recipe, space=args.space or ("w" if generator.has_w_space else "z"))
+    recipe = recipe_for_generator(recipe, generator)
+    keep_recipe_checkpoint(generator.identity.spec)
     print(f"keyframe seeds: {','.join(map(str, recipe.keyframe_seeds))}", file=sys.stderr)
     with frame_bar(out_paths[0].name) as progress:
         result = render_clip(generator, recipe, out_paths, progress=progress, batch_size=args.batch)

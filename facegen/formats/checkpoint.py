@@ -1,7 +1,9 @@
 """facegen's own generator files: `NAME.safetensors` (tensors) beside `NAME.json` (architecture and config).
 
 No pickle is involved: the JSON names an architecture from `facegen.models.GENERATOR_ARCHITECTURES`, its config
-fields, and the facts a `ModelInfo` needs; the safetensors file holds the state dict.
+fields, and the facts a `ModelInfo` needs; the safetensors file holds the state dict. The tensors' sha256 is
+recorded at save time in `NAME.safetensors.sha256`, as the download cache records its files', so a recipe can name
+exactly these weights and a later change to the file is noticed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 
 from facegen.errors import CorruptFileError
 from facegen.generator import Generator, ModelInfo
+from facegen.hub import recorded_sha256, sha256_file, sha256_record_path
 from facegen.models import build_generator, config_from_dict
 
 FORMAT_NAME = "facegen-generator"
@@ -36,7 +39,7 @@ def save_generator(
     config: Any,
     info: dict[str, Any] | None = None,
 ) -> Path:
-    """Write NAME.safetensors and NAME.json atomically (temporary files renamed into place)."""
+    """Write NAME.safetensors, its sha256 and NAME.json atomically (temporary files renamed into place)."""
     weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()}
@@ -49,11 +52,28 @@ def save_generator(
     }
     temporary_weights = weights_path.with_name(f".{weights_path.name}.partial")
     temporary_config = weights_path.with_name(f".{weights_path.stem}.json.partial")
+    temporary_sha256 = weights_path.with_name(f".{sha256_record_path(weights_path).name}.partial")
     save_file(state, str(temporary_weights))
+    temporary_sha256.write_text(sha256_file(temporary_weights) + "\n")
     temporary_config.write_text(json.dumps(description, indent=2, sort_keys=True))
     os.replace(temporary_weights, weights_path)
+    os.replace(temporary_sha256, sha256_record_path(weights_path))
     os.replace(temporary_config, config_path_for(weights_path))
     return weights_path
+
+
+def verified_sha256(weights_path: Path) -> str:
+    """The file's sha256, checked against the one recorded when it was saved (files saved without one are hashed)."""
+    actual = sha256_file(weights_path)
+    recorded = recorded_sha256(weights_path)
+    if recorded is not None and recorded != actual:
+        record = sha256_record_path(weights_path).name
+        raise CorruptFileError(
+            f"{weights_path} changed after it was saved: its sha256 is {actual[:16]}…, but {record} recorded "
+            f"{recorded[:16]}… when it was written. Restore the file from a copy; if you replaced it on purpose, "
+            f"delete {record}."
+        )
+    return actual
 
 
 def read_description(weights_path: Path) -> dict[str, Any]:

@@ -65,7 +65,6 @@ def save_converted(generator: Generator, path: Path, source: Path) -> Path:
     info["extra"] = _json_safe(info["extra"])
     info["converted_from"] = _source_facts(source)
     checkpoint.save_generator(path, network, architecture_of(network), network.config, info)
-    path.with_name(path.name + ".sha256").write_text(hub.sha256_file(path) + "\n")
     return path
 
 
@@ -92,7 +91,7 @@ def load_converted(path: Path, source: Path, model_id: str, device: str = "cpu")
 
 
 def discard_converted(path: Path) -> None:
-    for stale in (path, checkpoint.config_path_for(path), path.with_name(path.name + ".sha256")):
+    for stale in (path, checkpoint.config_path_for(path), hub.sha256_record_path(path)):
         stale.unlink(missing_ok=True)
 
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from facegen.errors import FacegenError
 from facegen.images import make_grid, png_bytes, write_atomically
 from facegen.sampling import SampleRequest, recipe_for, render
+from facegen.spec import RunRef
 from facegen.train import distributed, runs
 from facegen.train.checkpoints import TrainingProgress, check_resumable, load_checkpoint, save_checkpoint
 from facegen.train.config import ConfigError, TrainConfig, resolve_config
@@ -322,7 +323,7 @@ class RunLoop:
     def save_sample_grid(self, trainer: GANTrainer, step: int, labels: np.ndarray | None) -> Path:
         """The fixed seeds, rendered as `facegen sample --model run:NAME@STEP --seeds 0-N` renders them."""
         seeds = list(range(self.config.sample_count))
-        request = SampleRequest(f"run:{self.run_dir.name}@{step}", seeds, labels=labels)
+        request = SampleRequest(str(RunRef(self.run_dir.name, step)), seeds, labels=labels)
         generator = trainer.sampling_generator(request.model_spec)
         path = runs.sample_grid_path(self.run_dir, step)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 from facegen.errors import FacegenError, ModelNotFoundError
 from facegen.images import write_atomically
+from facegen.spec import ModelSpec, RunRef
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIG_FILE = "config.json"
@@ -95,6 +96,11 @@ class CheckpointSummary:
     resumable: bool  # holds the discriminator and training state, not only the generator
     marked: bool
 
+    @property
+    def generator_path(self) -> Path:
+        """The weights `run:NAME@STEP` loads: the moving-average generator when the run keeps one."""
+        return self.path / (GENERATOR_EMA_FILE if self.has_ema else GENERATOR_FILE)
+
 
 def list_checkpoints(run_dir: str | Path) -> list[CheckpointSummary]:
     """Complete checkpoints, oldest first."""
@@ -113,8 +119,8 @@ def list_checkpoints(run_dir: str | Path) -> list[CheckpointSummary]:
     return sorted(found, key=lambda checkpoint: checkpoint.step)
 
 
-def find_generator_checkpoint(run_ref: str, step: int | None = None, runs_root: str | Path | None = None) -> Path:
-    """The generator weights of a run's checkpoint (latest when `step` is None); the EMA generator when kept."""
+def find_checkpoint(run_ref: str, step: int | None = None, runs_root: str | Path | None = None) -> CheckpointSummary:
+    """A run's checkpoint at `step`, or its newest when `step` is None."""
     run_dir = resolve_run(run_ref, runs_root)
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints:
@@ -123,13 +129,22 @@ def find_generator_checkpoint(run_ref: str, step: int | None = None, runs_root: 
             f"{read_config(run_dir).get('checkpoint_every', '?')} steps; wait for it, or resume the run."
         )
     if step is None:
-        chosen = checkpoints[-1]
-    else:
-        chosen = next((checkpoint for checkpoint in checkpoints if checkpoint.step == step), None)
-        if chosen is None:
-            steps = ", ".join(str(checkpoint.step) for checkpoint in checkpoints)
-            raise ModelNotFoundError(f"Run {run_ref!r} has no checkpoint at step {step}. Checkpoints: {steps}.")
-    return chosen.path / (GENERATOR_EMA_FILE if chosen.has_ema else GENERATOR_FILE)
+        return checkpoints[-1]
+    chosen = next((checkpoint for checkpoint in checkpoints if checkpoint.step == step), None)
+    if chosen is None:
+        steps = ", ".join(str(checkpoint.step) for checkpoint in checkpoints)
+        raise ModelNotFoundError(
+            f"Run {run_ref!r} has no checkpoint at step {step}: it was pruned or deleted (training keeps the newest "
+            f"few and those marked Keep), or never written. The run has checkpoints at steps {steps}: name one "
+            f"(e.g. {RunRef(run_ref, checkpoints[-1].step)}), and mark those you want to come back to as Keep on "
+            "the Training page."
+        )
+    return chosen
+
+
+def find_generator_checkpoint(run_ref: str, step: int | None = None, runs_root: str | Path | None = None) -> Path:
+    """The generator weights of a run's checkpoint (latest when `step` is None); the EMA generator when kept."""
+    return find_checkpoint(run_ref, step, runs_root).generator_path
 
 
 def write_checkpoint_dir(run_dir: Path, step: int, fill: Callable[[Path], None]) -> Path:
@@ -202,6 +217,19 @@ def mark_checkpoint(run_dir: str | Path, step: int, keep: bool = True) -> list[i
     steps = steps | {step} if keep else steps - {step}
     write_atomically(run_dir / MARKED_FILE, json.dumps({"steps": sorted(steps)}).encode())
     return sorted(steps)
+
+
+def keep_recipe_checkpoint(spec: ModelSpec) -> None:
+    """Mark the run checkpoint that a saved recipe names (`run:NAME@STEP`), so pruning never takes it away."""
+    if not isinstance(spec, RunRef) or spec.step is None:
+        return
+    run_dir = resolve_run(spec.name)
+    if spec.step in read_marked(run_dir):
+        return
+    try:
+        mark_checkpoint(run_dir, spec.step)
+    except OSError:
+        pass  # a run folder this process cannot write to is one that no pruning here can touch either
 
 
 # -- metrics, samples, config -----------------------------------------------------------------------------------
@@ -318,7 +346,7 @@ class RunSummary:
 
     @property
     def model_spec(self) -> str:
-        return f"run:{self.name}"
+        return str(RunRef(self.name))
 
 
 def summarize_run(run_dir: Path) -> RunSummary:

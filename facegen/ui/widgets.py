@@ -38,7 +38,10 @@ def route_through_app() -> None:
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def cached_generator(model_spec: str, device: str = "cpu") -> Generator:
-    """One Generator per model and process: every session shares it (it is read-only once built)."""
+    """One Generator per model and process: every session shares it (it is read-only once built).
+
+    Give `model_spec` pinned (`pin_run_checkpoint`), so a run's newer checkpoint is a new entry, not the old model.
+    """
     return load_generator(model_spec, device=device)
 
 
@@ -100,7 +103,7 @@ def ready_generator(model_spec: str | None, container=None) -> Generator | None:
         if run_or_show_error(lambda: fetch_model(model_spec, show_progress)) is None:
             return None
         bar.empty()
-    return run_or_show_error(lambda: cached_generator(pin_run_checkpoint(model_spec)))
+    return run_or_show_error(lambda: cached_generator(str(pin_run_checkpoint(model_spec))))
 
 
 @dataclass(frozen=True)

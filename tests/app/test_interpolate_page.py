@@ -1,5 +1,6 @@
 """The Interpolate page under AppTest: keyframe editing, a preview, a full render to a playable MP4 and downloads."""
 
+import shutil
 import time
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from facegen.video import read_clip_recipe
 from tests.media import decoded_frames
+from tests.tiny_runs import add_checkpoint, write_run_with_checkpoints
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(REPO_ROOT / "pages" / "interpolate.py")
@@ -22,6 +24,11 @@ def open_page() -> AppTest:
 
 def keyframe_captions(app: AppTest) -> list[str]:
     return [caption for image in app.get("image") for caption in image.captions if ": seed " in caption]
+
+
+def keyframe_thumbnails(app: AppTest) -> list[str]:
+    """The keyframe cards' images, by media URL: AppTest names each image file after a hash of its bytes."""
+    return [image.proto.imgs[0].url for image in app.get("image") if ": seed " in image.captions[0]]
 
 
 def run_until(app: AppTest, condition, timeout_s: float = TIMEOUT_S) -> AppTest:
@@ -51,6 +58,25 @@ def test_keyframes_show_thumbnails_and_can_be_added_reordered_and_removed(dcgan)
     assert keyframe_captions(app) == ["1: seed 1", "2: seed 7", "3: seed 99", "4: seed 42"]
     app.button(key="remove_0").click().run()
     assert keyframe_captions(app) == ["1: seed 7", "2: seed 99", "3: seed 42"]
+
+
+def test_thumbnails_follow_the_selected_runs_newest_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGEN_RUNS", str(tmp_path))
+    run_dir = write_run_with_checkpoints(tmp_path / "tiny", [10])
+    app = open_page()
+    app.sidebar.selectbox(key="model").set_value("run:tiny").run()
+    assert not app.exception and keyframe_captions(app) == ["1: seed 1", "2: seed 7", "3: seed 42"]
+    at_step_10 = keyframe_thumbnails(app)
+    assert len(set(at_step_10)) == 3
+
+    add_checkpoint(run_dir, 20)
+    app.run()
+    at_step_20 = keyframe_thumbnails(app)
+    assert len(at_step_20) == 3 and not set(at_step_20) & set(at_step_10), "thumbnails of the old checkpoint"
+
+    shutil.rmtree(run_dir / "checkpoints" / "step-00000020")
+    app.run()
+    assert keyframe_thumbnails(app) == at_step_10
 
 
 def test_one_keyframe_is_an_error_message_not_a_traceback(dcgan):

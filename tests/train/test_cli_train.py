@@ -1,5 +1,6 @@
 """`python -m facegen train` as a user runs it: a run directory that the rest of facegen can use."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image
 from facegen.data import open_dataset
 from facegen.formats.checkpoint import load_generator
 from facegen.images import read_recipe
+from facegen.spec import ModelIdentity, RunRef
 from facegen.train import runs
 from tests.conftest import run_cli
 from tests.train.conftest import TINY_DCGAN, train_cli
@@ -87,8 +89,12 @@ def test_run_name_resolves_under_the_runs_folder(dcgan_run, monkeypatch):
     monkeypatch.setenv("FACEGEN_RUNS", str(run_dir.parent))
     from facegen.registry import load_generator as load_model
 
-    generator = load_model(f"run:{run_dir.name}@200")
+    generator = load_model(f"run:{run_dir.name}")
     assert (generator.resolution, generator.z_dim, generator.info.family) == (32, 8, "dcgan")
+    weights = runs.find_generator_checkpoint(str(run_dir), 200)
+    recorded_at_save = weights.with_name(weights.name + ".sha256").read_text().strip()
+    assert recorded_at_save == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert generator.identity == ModelIdentity(RunRef("faces-dcgan", 200), recorded_at_save)
     summary = runs.list_runs(run_dir.parent)[0]
     assert (summary.name, summary.arch, summary.step, summary.images_seen, summary.status) == (
         "faces-dcgan", "dcgan", 200, 1600, "finished",

@@ -39,7 +39,7 @@ def test_unknown_run_names_the_known_ones(face_folder, tmp_path, cache_dir):
     tiny_run(face_folder, tmp_path / "alpha", cache_dir, "--steps", "2")
     with pytest.raises(ModelNotFoundError, match="Runs in .*: alpha"):
         runs.resolve_run("beta", runs_root=tmp_path)
-    with pytest.raises(ModelNotFoundError, match="no checkpoint at step 1. Checkpoints: 2"):
+    with pytest.raises(ModelNotFoundError, match="no checkpoint at step 1: it was pruned or deleted.*steps 2: name"):
         runs.find_generator_checkpoint("alpha", step=1, runs_root=tmp_path)
 
 

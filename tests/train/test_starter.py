@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from facegen.images import make_grid
+from facegen.spec import ModelIdentity, RunRef
 from facegen.train import runs
 from tests.conftest import REPO_ROOT
 from tests.train.conftest import train_cli
@@ -35,6 +36,9 @@ def test_run_starter_loads_from_the_checkout_and_draws_its_last_grid(monkeypatch
     monkeypatch.chdir(REPO_ROOT / "tests")  # no runs/ here: the checkout's runs/ is used
     generator = load_generator("run:starter")
     assert (generator.resolution, generator.z_dim) == (64, 100)
+    weights = runs.find_checkpoint("starter").generator_path
+    recorded = weights.with_name(weights.name + ".sha256").read_text().strip()
+    assert generator.identity == ModelIdentity(RunRef("starter", 3000), recorded), "the shipped sha256 matches"
     last_grid = np.asarray(Image.open(runs.list_sample_grids(STARTER)[-1].path))
     assert np.array_equal(make_grid(generator.sample(seeds=range(16))), last_grid)
 

@@ -46,7 +46,9 @@ def test_a_grid_gif_at_30_fps_keeps_every_other_frame(tiny_dcgan_file, tmp_path)
         (["a.mp4", "b.MP4"], "two MP4s (a.mp4, b.MP4)"),
     ],
 )
-def test_duplicate_or_conflicting_outputs_are_refused_before_rendering(tiny_dcgan_file, tmp_path, capsys, outs, problem):
+def test_duplicate_or_conflicting_outputs_are_refused_before_rendering(
+    tiny_dcgan_file, tmp_path, capsys, outs, problem
+):
     (tmp_path / "sub").mkdir()
     out_arguments = [argument for out in outs for argument in ("--out", str(tmp_path / out))]
     assert video(tiny_dcgan_file, "--seeds", "1,2", "--frames-per-transition", "3", *out_arguments) == 2
@@ -70,7 +72,7 @@ def first_clip(tiny_dcgan_file, tmp_path) -> dict[str, bytes]:
     return {name: (tmp_path / name).read_bytes() for name in ("a.mp4", "a.gif", "a.json")}
 
 
-def files_beside(first_clip: dict[str, bytes], folder: Path) -> dict[str, bytes]:
+def files_beside(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in folder.iterdir() if not path.name.startswith("tiny.")}
 
 
@@ -86,10 +88,12 @@ def test_a_failed_encode_leaves_the_old_clip_and_recipe(tiny_dcgan_file, tmp_pat
     monkeypatch.setattr(FfmpegPipe, "finish", encoder_fails)
     assert render_again(tiny_dcgan_file, tmp_path) == 2
     assert "No space left on device" in capsys.readouterr().err
-    assert files_beside(first_clip, tmp_path) == first_clip
+    assert files_beside(tmp_path) == first_clip
 
 
-def test_a_recipe_that_cannot_be_written_leaves_the_old_clip(tiny_dcgan_file, tmp_path, first_clip, monkeypatch, capsys):
+def test_a_recipe_that_cannot_be_written_leaves_the_old_clip(
+    tiny_dcgan_file, tmp_path, first_clip, monkeypatch, capsys
+):
     real_write_bytes = Path.write_bytes
 
     def disk_full_for_json(path: Path, data: bytes) -> int:
@@ -101,11 +105,11 @@ def test_a_recipe_that_cannot_be_written_leaves_the_old_clip(tiny_dcgan_file, tm
     assert render_again(tiny_dcgan_file, tmp_path) == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith("error: Cannot write") and "a.json: No space left on device" in last_line
-    assert files_beside(first_clip, tmp_path) == first_clip
+    assert files_beside(tmp_path) == first_clip
 
 
 def test_a_second_render_replaces_clip_and_recipe_together(tiny_dcgan_file, tmp_path, first_clip):
     assert render_again(tiny_dcgan_file, tmp_path) == 0
     assert json.loads((tmp_path / "a.json").read_text())["keyframe_seeds"] == [5, 6, 7]
     assert len(decoded_frames(tmp_path / "a.mp4")) == 2 * 3 + 1
-    assert sorted(files_beside(first_clip, tmp_path)) == ["a.gif", "a.json", "a.mp4"], "no temporary is left"
+    assert sorted(files_beside(tmp_path)) == ["a.gif", "a.json", "a.mp4"], "no temporary is left"

@@ -142,8 +142,10 @@ def check_declared_sizes(path: Path) -> None:
             f"{path.name} is {size / 1e9:,.1f} GB; facegen reads weights files up to {MAX_WEIGHTS_BYTES / 1e9:.1f} GB. "
             "Export the generator alone (G_ema), without the discriminator or optimizer state."
         )
-    if not zipfile.is_zipfile(path):
-        return
+    with open(path, "rb") as handle:
+        # torch.save zips start with a member; other formats may hold zip-like bytes near their end by chance
+        if handle.read(4) != b"PK\x03\x04":
+            return
     try:
         with zipfile.ZipFile(path) as archive:
             expanded = sum(info.file_size for info in archive.infolist())

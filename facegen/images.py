@@ -6,15 +6,20 @@ import io
 import json
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from facegen.errors import FacegenError
+from facegen.limits import MAX_IMAGE_PIXELS
 
 RECIPE_KEY = "facegen"
+# PIL's own guard (a warning above the limit, an error above twice it) for any image opened without open_image
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
 def grid_columns(count: int) -> int:
@@ -52,8 +57,32 @@ def png_bytes(image: np.ndarray, recipe: dict | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def open_image(source: str | Path | BinaryIO, name: str | None = None) -> Image.Image:
+    """A user's image file opened lazily, refused from its header when decoding it would take too much memory.
+
+    Use it as a context manager; pixels are decoded on the first access (`load`, `convert`, `np.asarray`).
+    `name` is how errors name an upload (a file object has no path).
+    """
+    shown = name or (Path(source).name if isinstance(source, (str, Path)) else "the image")
+    refusal = f"facegen opens images up to {MAX_IMAGE_PIXELS / 1e6:g} megapixels. Scale it down first."
+    try:
+        with warnings.catch_warnings():
+            # the size is checked below, with a message that says what to do
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source)
+    except Image.DecompressionBombError:
+        # PIL refuses twice its MAX_IMAGE_PIXELS before telling the size
+        raise FacegenError(f"{shown} has more than {2 * MAX_IMAGE_PIXELS / 1e6:g} megapixels; {refusal}") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise FacegenError(f"{shown} is not an image facegen can read ({error}). Use a PNG or JPEG file.") from None
+    if image.width * image.height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise FacegenError(f"{shown} is {image.width}x{image.height} pixels; {refusal}")
+    return image
+
+
 def read_recipe(path: str | Path) -> dict | None:
-    with Image.open(path) as image:
+    with open_image(path) as image:
         text = image.text.get(RECIPE_KEY) if hasattr(image, "text") else None
     return json.loads(text) if text else None
 

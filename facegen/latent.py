@@ -10,39 +10,48 @@ from functools import cached_property
 import numpy as np
 
 from facegen.errors import FacegenError
+from facegen.limits import MAX_SEEDS_PER_REQUEST
 
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
-MAX_SEEDS_PER_SPEC = 100_000
 
 
 def parse_seeds(spec: str) -> list[int]:
     """'0-15', '1,7,42' or a mix such as '0-3,42' to a list of seeds, in the order given."""
-    seeds: list[int] = []
     text = spec.replace(" ", "")
     if not text:
         raise FacegenError("No seeds given. Write seeds as a list or ranges, e.g. '0-15' or '1,7,42'.")
-    for part in text.split(","):
-        match = _parse_part(part, spec)
-        seeds.extend(match)
-        if len(seeds) > MAX_SEEDS_PER_SPEC:
-            raise FacegenError(f"Seed list {spec!r} has more than {MAX_SEEDS_PER_SPEC} seeds; give a shorter range.")
-    return seeds
+    # counted before any range is expanded: '0-4294967295' is 12 characters and would be 150 GB of ints
+    count = text.count(",") + 1
+    if count <= MAX_SEEDS_PER_REQUEST:
+        parts = [_parse_part(part, spec) for part in text.split(",")]
+        count = sum(len(part) for part in parts)
+    if count > MAX_SEEDS_PER_REQUEST:
+        raise FacegenError(
+            f"Seed list {_shortened(spec)!r} holds {count:,} seeds; the limit is {MAX_SEEDS_PER_REQUEST:,}. Give a shorter range."
+        )
+    return [seed for part in parts for seed in part]
 
 
-def _parse_part(part: str, spec: str) -> range | list[int]:
+def _shortened(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _parse_part(part: str, spec: str) -> range:
     problem = (
-        f"Malformed seed list {spec!r} at {part!r}. Write seeds as non-negative integers and ranges, "
+        f"Malformed seed list {_shortened(spec)!r} at {_shortened(part)!r}. Write seeds as non-negative integers and ranges, "
         "e.g. '0-15', '1,7,42' or '0-3,42'."
     )
     low, dash, high = part.partition("-")
     if not low.isdigit() or (dash and not high.isdigit()):
         raise FacegenError(problem)
+    if max(len(low), len(high)) > len(str(MAX_SEED)):
+        raise FacegenError(f"Seed {(high or low)[:20]}... is too large; seeds go from 0 to {MAX_SEED}.")
     first, last = int(low), int(high) if dash else int(low)
     if last < first:
         raise FacegenError(f"Seed range {part!r} runs backwards; write it as '{last}-{first}'.")
     if last > MAX_SEED:
         raise FacegenError(f"Seed {last} is too large; seeds go from 0 to {MAX_SEED}.")
-    return range(first, last + 1) if dash else [first]
+    return range(first, last + 1)
 
 
 def random_seeds(count: int, rng: random.Random | None = None) -> list[int]:

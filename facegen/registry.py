@@ -41,6 +41,7 @@ class CatalogEntry:
     filename: str
     license: str
     sources: tuple[hub.Source, ...]
+    w_dim: int | None = None  # StyleGAN's intermediate latent size; models without a W space have none
     size_bytes: int | None = None
     sha256: str | None = None
     card: str = ""
@@ -87,6 +88,7 @@ def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
             format=table["format"],
             resolution=table["resolution"],
             z_dim=table["z_dim"],
+            w_dim=table.get("w_dim"),
             filename=table["filename"],
             license=table["license"],
             sources=tuple(_source_from_table(source) for source in table.get("sources", [])),
@@ -121,6 +123,22 @@ def _failure_note(entry: CatalogEntry) -> Path:
 def expected_facts(entry: CatalogEntry, source: hub.Source) -> tuple[str | None, int | None]:
     """(sha256, size in bytes) a file from `source` must have: what the source is known to serve, else the entry's."""
     return (getattr(source, "sha256", None) or entry.sha256, getattr(source, "size_bytes", None) or entry.size_bytes)
+
+
+HASH_CHECK = "sha256 published: checked by hash"
+STRUCTURE_CHECK = "no published hash: checked by structure only"
+PARTIAL_HASH_CHECK = "sha256 published for some sources; a file from the others is checked by structure only"
+
+
+def _expected_alternatives(entry: CatalogEntry) -> set[tuple[str | None, int | None]]:
+    """(sha256, size) pairs a file may have, one per source (the entry's own facts when it lists no source)."""
+    return {expected_facts(entry, source) for source in entry.sources} or {(entry.sha256, entry.size_bytes)}
+
+
+def install_check(entry: CatalogEntry) -> str:
+    """How a file for `entry` is verified: by a published sha256, or (where none is) by reading its structure."""
+    hashed = [sha256 is not None for sha256, _ in _expected_alternatives(entry)]
+    return HASH_CHECK if all(hashed) else PARTIAL_HASH_CHECK if any(hashed) else STRUCTURE_CHECK
 
 
 def download_size(entry: CatalogEntry) -> str:
@@ -246,7 +264,8 @@ def install_from_file(model_id: str, source_path: str | Path) -> Path:
     if not source_path.is_file():
         raise FacegenError(f"{source_path} is not a file. Give the path of the downloaded {entry.filename}.")
     destination = cached_path(entry)
-    staging = hub.partial_path(destination).with_suffix(".from-file")
+    # the user's suffix is kept: a format is told by name and first bytes
+    staging = hub.partial_path(destination).with_suffix(f".from-file{source_path.suffix}")
     staging.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source_path, staging)
     try:
@@ -258,11 +277,15 @@ def install_from_file(model_id: str, source_path: str | Path) -> Path:
 
 
 def _check_against_catalog(entry: CatalogEntry, path: Path, shown_as: Path) -> str:
-    """The file's sha256, if it is one the catalog's sources are known to serve; else a FetchError saying why not."""
+    """The file's sha256, if it is one the catalog's sources are known to serve (by hash where one is published,
+    else by size and by the network the file holds); else a FetchError saying why not."""
     size, sha256 = path.stat().st_size, hub.sha256_file(path)
-    alternatives = {expected_facts(entry, source) for source in entry.sources} or {(entry.sha256, entry.size_bytes)}
-    for expected_sha256, expected_size in alternatives:
-        if (expected_sha256 is None or expected_sha256.lower() == sha256) and expected_size in (None, size):
+    alternatives = _expected_alternatives(entry)
+    for expected_sha256, expected_size in sorted(alternatives, key=lambda facts: facts[0] is None):
+        if expected_sha256 is not None and expected_sha256.lower() == sha256 and expected_size in (None, size):
+            return sha256
+        if expected_sha256 is None and expected_size in (None, size):
+            _check_structure(entry, path, shown_as, sha256)
             return sha256
     expected = " or ".join(
         ", ".join(filter(None, [f"{size_:,} bytes" if size_ else "", f"sha256 {sha_[:16]}…" if sha_ else ""]))
@@ -272,6 +295,36 @@ def _check_against_catalog(entry: CatalogEntry, path: Path, shown_as: Path) -> s
         f"{shown_as} is not the {entry.model_id} file: it has {size:,} bytes and sha256 {sha256[:16]}…; expected "
         f"{expected}. Check that you downloaded {entry.filename} from the link in the model card."
     )
+
+
+def _check_structure(entry: CatalogEntry, path: Path, shown_as: Path, sha256: str) -> None:
+    """Read the file and compare the network in it with what the catalog knows: a file with no published hash
+    must at least be the kind of network the entry names, or its faces would be shown under another model's name."""
+    found_format = formats.sniff_format(path)
+    if found_format != entry.format:
+        raise FetchError(
+            f"{shown_as} is in the {found_format} format ({formats.weights_format(found_format).description}), not "
+            f"{entry.format} as {entry.model_id} is. Check that you downloaded {entry.filename} from the link in the "
+            "model card."
+        )
+    generator = formats.load_weights(path, entry.model_id, sha256=sha256, format_name=entry.format)
+    found = {
+        "family": generator.info.family,
+        "resolution": generator.info.resolution,
+        "z_dim": generator.info.z_dim,
+        "w_dim": getattr(getattr(generator.network, "config", None), "w_dim", None),
+    }
+    expected = {"family": entry.family, "resolution": entry.resolution, "z_dim": entry.z_dim, "w_dim": entry.w_dim}
+    differences = [
+        f"{fact} {found[fact]} (expected {value})"
+        for fact, value in expected.items()
+        if value is not None and found[fact] != value
+    ]
+    if differences:
+        raise FetchError(
+            f"{shown_as} is not the {entry.model_id} network: it has {', '.join(differences)}. Check that you "
+            f"downloaded {entry.filename} from the link in the model card."
+        )
 
 
 def load_generator(

@@ -25,6 +25,7 @@ import re
 import subprocess
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from facegen.errors import FacegenError
 from facegen.generator import Generator, check_noise_mode, check_truncation_psi, images_to_uint8
-from facegen.images import check_writable_dir, write_atomically
+from facegen.images import check_writable_dir
 from facegen.latent import (
     MAX_SEED,
     KeyframePath,
@@ -425,6 +426,8 @@ class FfmpegPipe:
         )
 
     def write(self, frames: np.ndarray) -> None:
+        if len(frames) == 0:
+            return  # a grid's batch may hold fewer frames than a GIF's stride, and an empty view has no bytes
         try:
             self.process.stdin.write(memoryview(np.ascontiguousarray(frames)).cast("B"))
         except (BrokenPipeError, OSError):
@@ -533,13 +536,34 @@ def check_clip_outputs(out_paths: Sequence[str | Path]) -> list[Path]:
             raise FacegenError(f"Output {str(out)!r} must end in .mp4 or .gif.")
         if path.is_dir():
             raise FacegenError(f"Output {path} is a folder; give a file name such as {path / 'walk.mp4'}.")
+        if path.with_suffix(".json").is_dir():
+            raise FacegenError(f"{path.with_suffix('.json')} is a folder, and the clip's recipe goes there. Rename it.")
         check_writable_dir(path.parent)
         if path.exists() and not os.access(path, os.W_OK):
             raise FacegenError(
                 f"Output {path} exists and is not writable. Choose another --out or fix its permissions."
             )
         paths.append(path)
+    _check_one_writer_per_output(paths)
     return paths
+
+
+def _check_one_writer_per_output(paths: Sequence[Path]) -> None:
+    """Each output file gets one encoder: the same path twice would have two encoders write one file."""
+    named: dict[Path, Path] = {}
+    for path in paths:
+        if path.resolve() in named:
+            raise FacegenError(
+                f"{path.name} is named twice as an output ({named[path.resolve()]} and {path}); name it once."
+            )
+        named[path.resolve()] = path
+    for suffix, kind in CLIP_SUFFIXES.items():
+        same_kind = [path for path in paths if path.suffix.lower() == suffix]
+        if len(same_kind) > 1:
+            raise FacegenError(
+                f"--out names two {kind.upper()}s ({', '.join(path.name for path in same_kind)}); one render writes "
+                "at most one MP4 and one GIF. Copy the file for a second one."
+            )
 
 
 def check_clip_size(frames: ClipFrames, kinds: Sequence[str], gif_max_side: int = GIF_MAX_SIDE) -> None:
@@ -647,8 +671,9 @@ def render_clip(
 ) -> ClipResult:
     """Render `recipe` into each output (.mp4 and/or .gif) in one generation pass; write the recipe beside them.
 
-    The recipe written names the generator's pinned spec and weights (`recipe_for_generator`). Outputs appear
-    atomically: a failed or cancelled render leaves no partial file behind.
+    The recipe written names the generator's pinned spec and weights (`recipe_for_generator`). Outputs appear together:
+    every clip and recipe is complete in a temporary file before the first one replaces an older file, and a failed
+    or cancelled render leaves the older files as they were and no partial file behind.
     """
     recipe = recipe_for_generator(recipe, generator)
     paths = check_clip_outputs([out_paths] if isinstance(out_paths, (str, Path)) else list(out_paths))
@@ -656,9 +681,12 @@ def render_clip(
     kinds = [CLIP_SUFFIXES[path.suffix.lower()] for path in paths]
     check_clip_size(frames, kinds, gif_max_side)
     strides = {"mp4": 1, "gif": gif_frame_stride(recipe.fps)}
-    outputs = [
-        _Output(path, kind, path.with_name(f".{path.name}.partial"), strides[kind]) for path, kind in zip(paths, kinds)
-    ]
+    outputs = [_Output(path, kind, _temporary_beside(path), strides[kind]) for path, kind in zip(paths, kinds)]
+    recipe_paths = tuple(dict.fromkeys(path.with_suffix(".json") for path in paths))
+    staged_recipes = {recipe_path: _temporary_beside(recipe_path) for recipe_path in recipe_paths}
+    # (temporary, final) pairs: every file is complete before the first rename
+    staged = [(output.temporary, output.path) for output in outputs]
+    staged += [(temporary, recipe_path) for recipe_path, temporary in staged_recipes.items()]
     with tempfile.TemporaryDirectory(prefix="facegen-clip-") as scratch:
         try:
             _open_encoders(frames, outputs, gif_max_side, Path(scratch))
@@ -674,18 +702,30 @@ def render_clip(
                         progress(done, frames.frame_count)
             for output in outputs:
                 output.encoder.finish()
-            for output in outputs:
-                os.replace(output.temporary, output.path)
+            for recipe_path, temporary in staged_recipes.items():
+                _write_recipe(temporary, recipe, recipe_path)
+            for temporary, path in staged:
+                os.replace(temporary, path)
         except BaseException:
             for output in outputs:
                 if output.encoder is not None and output.encoder.process.poll() is None:
                     output.encoder.abort()
-                output.temporary.unlink(missing_ok=True)
+            for temporary, _ in staged:
+                temporary.unlink(missing_ok=True)
             raise
-    recipe_paths = tuple(dict.fromkeys(path.with_suffix(".json") for path in paths))
-    for recipe_path in recipe_paths:
-        write_atomically(recipe_path, (recipe.to_json() + "\n").encode())
     return ClipResult(tuple(paths), recipe_paths, frames.frame_count, frames.frame_size)
+
+
+def _temporary_beside(path: Path) -> Path:
+    """A hidden name next to `path` that no other render uses, so renames stay within one file system."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
+
+
+def _write_recipe(temporary: Path, recipe: ClipRecipe, recipe_path: Path) -> None:
+    try:
+        temporary.write_bytes((recipe.to_json() + "\n").encode())
+    except OSError as error:
+        raise FacegenError(f"Cannot write {recipe_path}: {error.strerror}. Choose another output path.") from None
 
 
 def _open_encoders(frames: ClipFrames, outputs: list[_Output], gif_max_side: int, scratch: Path) -> None:

@@ -66,6 +66,14 @@ FORMATS = {
     "facebook-pgan": ("facebook-pgan", write_pgan, "pgan.pth"),
     "torch-dcgan": ("torch-dcgan", write_dcgan, "tiny.pt"),
 }
+# case -> what its catalog entry records about the network (a file placed by hand must match it)
+NETWORK_FACTS = {
+    "stylegan2-pickle": {"family": "stylegan2", "resolution": 64, "z_dim": 128},
+    "stylegan3-pickle": {"family": "stylegan3", "resolution": 32, "z_dim": 64},
+    "tf-progan": {"family": "progan", "resolution": 16, "z_dim": 8},
+    "facebook-pgan": {"family": "progan", "resolution": 16, "z_dim": 8},
+    "torch-dcgan": {"family": "dcgan", "resolution": 32, "z_dim": 10},
+}
 
 
 @pytest.fixture
@@ -89,6 +97,7 @@ def serve_model(host, tmp_path, monkeypatch, case: str, seed: int = 0):
                 "format": format_name,
                 "filename": filename,
                 "sources": [{"kind": "url", "url": host.url(filename)}],
+                **NETWORK_FACTS[case],
             }
         },
     )

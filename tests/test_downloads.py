@@ -10,11 +10,13 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from facegen import hub, registry
 from facegen.cli import main as cli_main
 from facegen.cli import progress
 from facegen.errors import FetchError
+from facegen.models.dcgan import DCGANConfig, DCGANGenerator
 from tests.fake_host import Answer, FakeHost, use_catalog
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes()
@@ -221,7 +223,18 @@ def test_cli_fetch_shows_a_terminal_progress_bar(host, blob, capsys, monkeypatch
     assert "blob:  49%|" in captured.err and "/48.8k [" in captured.err, captured.err
 
 
+def tutorial_dcgan_file(path, generator_channels: int):
+    """A DCGAN tutorial checkpoint of the catalog defaults' shape (z 10, 32 px); its size grows with its channels."""
+    torch.manual_seed(0)
+    config = DCGANConfig(z_dim=10, generator_channels=generator_channels, resolution=32)
+    torch.save({"netG_state_dict": DCGANGenerator(config).state_dict()}, path)
+    return path
+
+
 def test_file_placed_by_hand_may_be_any_file_a_source_serves(tmp_path, monkeypatch):
+    condensed = tutorial_dcgan_file(tmp_path / "condensed.pkl", generator_channels=4)
+    full = tutorial_dcgan_file(tmp_path / "full.pkl", generator_channels=8)
+    sizes = condensed.stat().st_size, full.stat().st_size
     use_catalog(
         tmp_path,
         monkeypatch,
@@ -230,19 +243,17 @@ def test_file_placed_by_hand_may_be_any_file_a_source_serves(tmp_path, monkeypat
                 "title": "Two files",
                 "filename": "net.pkl",
                 "sources": [
-                    {"kind": "url", "url": "http://127.0.0.1:9/condensed.pkl", "size_bytes": 100},
-                    {"kind": "url", "url": "http://127.0.0.1:9/full.pkl", "size_bytes": 300},
+                    {"kind": "url", "url": "http://127.0.0.1:9/condensed.pkl", "size_bytes": sizes[0]},
+                    {"kind": "url", "url": "http://127.0.0.1:9/full.pkl", "size_bytes": sizes[1]},
                 ],
             }
         },
     )
-    full = tmp_path / "full.pkl"
-    full.write_bytes(b"f" * 300)
     installed = registry.install_from_file("two-files", full)
     assert installed.read_bytes() == full.read_bytes() and registry.hub.recorded_sha256(installed) == sha256_of(full)
-    wrong = tmp_path / "wrong.pkl"
-    wrong.write_bytes(b"w" * 200)
-    with pytest.raises(FetchError, match="has 200 bytes .* expected 100 bytes or 300 bytes"):
+    wrong = tutorial_dcgan_file(tmp_path / "wrong.pkl", generator_channels=6)
+    expected = f"has {wrong.stat().st_size:,} bytes .* expected {sizes[0]:,} bytes or {sizes[1]:,} bytes"
+    with pytest.raises(FetchError, match=expected):
         registry.install_from_file("two-files", wrong)
     assert installed.read_bytes() == full.read_bytes()
 

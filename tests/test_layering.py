@@ -33,6 +33,7 @@ MODULE_LAYERS: dict[str, str] = {
     "facegen.inference": "foundation",
     "facegen.latent": "foundation",
     "facegen.spec": "foundation",
+    "facegen.limits": "foundation",
     "facegen.generator": "generator",
     "facegen.models": "models",
     "facegen.formats": "formats",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from facegen.errors import CorruptFileError, FacegenError
 from facegen.generator import Generator
+from facegen.limits import MAX_WEIGHTS_BYTES, MAX_WEIGHTS_ZIP_EXPANSION
 
 SNIFF_BYTES = 1 << 16
 NVIDIA_MARKERS = (b"torch_utils.persistence", b"torch_utils\npersistence", b"_reconstruct_persistent_obj")
@@ -79,6 +80,7 @@ class WeightsFormat:
     foreign: bool  # another project's file: read once, then kept converted into facegen's own checkpoint
 
     def load(self, path: Path, model_id: str, device: str = "cpu", sha256: str | None = None) -> Generator:
+        check_declared_sizes(path)
         module_name, function_name = self.reader.split(":")
         read = getattr(importlib.import_module(module_name), function_name)
         return read(path, model_id=model_id, device=device, sha256=sha256)
@@ -129,6 +131,32 @@ FORMATS: tuple[WeightsFormat, ...] = (
     ),
 )
 FILE_SUFFIXES: tuple[str, ...] = tuple(dict.fromkeys(suffix for known in FORMATS for suffix in known.suffixes))
+
+
+def check_declared_sizes(path: Path) -> None:
+    """Refuse a weights file that is, or declares inside it, more bytes than facegen reads, before a reader spends
+    the memory: a zip's records are inflated whole by torch.load, however small the zip."""
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise CorruptFileError(
+            f"{path.name} is {size / 1e9:,.1f} GB; facegen reads weights files up to {MAX_WEIGHTS_BYTES / 1e9:.1f} GB. "
+            "Export the generator alone (G_ema), without the discriminator or optimizer state."
+        )
+    with open(path, "rb") as handle:
+        # torch.save zips start with a member; other formats may hold zip-like bytes near their end by chance
+        if handle.read(4) != b"PK\x03\x04":
+            return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as error:
+        raise CorruptFileError(f"{path.name} is a damaged zip archive ({error}). Fetch or copy it again.") from None
+    if expanded > min(MAX_WEIGHTS_BYTES, size * MAX_WEIGHTS_ZIP_EXPANSION):
+        raise CorruptFileError(
+            f"{path.name} is a {size:,}-byte zip whose records expand to {expanded:,} bytes. PyTorch stores its "
+            "records uncompressed, so this is a zip bomb or not a PyTorch checkpoint; re-save the weights with "
+            "torch.save."
+        )
 
 
 def weights_format(name: str) -> WeightsFormat:

@@ -22,10 +22,19 @@ from torch import nn
 from facegen.errors import CorruptFileError
 from facegen.generator import Generator, ModelInfo
 from facegen.hub import recorded_sha256, sha256_file, sha256_record_path
+from facegen.limits import MAX_GENERATOR_PARAMETERS, MAX_LATENT_DIM, MAX_RESOLUTION
 from facegen.models import build_generator, config_from_dict
 
 FORMAT_NAME = "facegen-generator"
 FORMAT_VERSION = 1
+# config fields that size the network, as every architecture names them, with the range facegen builds
+SIZE_FIELDS: dict[str, tuple[int, int]] = {
+    "z_dim": (1, MAX_LATENT_DIM),
+    "w_dim": (1, MAX_LATENT_DIM),
+    "c_dim": (0, MAX_LATENT_DIM),
+    "resolution": (4, MAX_RESOLUTION),
+    "img_resolution": (4, MAX_RESOLUTION),
+}
 
 
 def config_path_for(weights_path: Path) -> Path:
@@ -92,10 +101,44 @@ def read_description(weights_path: Path) -> dict[str, Any]:
     return description
 
 
+def checked_config(description: dict[str, Any], config_path: Path) -> Any:
+    """The architecture config the JSON describes, refused when it sizes a network beyond facegen's limits.
+
+    Checked before the network is built: a tampered `z_dim: 10000000` would allocate tens of GB of random weights
+    before the weights file is even opened. The parameters are counted on the meta device, which allocates none.
+    """
+    architecture, values = description.get("architecture"), description.get("config")
+    damaged = "The file was damaged or edited: restore it from its run, or re-export or re-fetch the model."
+    if not isinstance(values, dict):
+        raise CorruptFileError(f"{config_path.name} has no config table. {damaged}")
+    for name, (low, high) in SIZE_FIELDS.items():
+        value = values.get(name, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise CorruptFileError(
+                f"{config_path.name} declares {name} {value!r}; facegen builds networks with {name} from {low} to "
+                f"{high}. {damaged}"
+            )
+    try:
+        config = config_from_dict(architecture, values)
+        with torch.device("meta"):
+            skeleton = build_generator(architecture, config)
+    except (TypeError, ValueError) as error:
+        raise CorruptFileError(
+            f"{config_path.name} does not describe a network facegen can build ({error}). {damaged}"
+        ) from None
+    parameters = sum(tensor.numel() for tensor in [*skeleton.parameters(), *skeleton.buffers()])
+    if parameters > MAX_GENERATOR_PARAMETERS:
+        raise CorruptFileError(
+            f"{config_path.name} declares a {architecture} generator of {parameters:,} parameters; facegen builds "
+            f"generators up to {MAX_GENERATOR_PARAMETERS:,}. {damaged}"
+        )
+    return config
+
+
 def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     weights_path = Path(weights_path)
     description = read_description(weights_path)
-    config = config_from_dict(description["architecture"], description["config"])
+    config = checked_config(description, config_path_for(weights_path))
     try:
         state = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError) as error:

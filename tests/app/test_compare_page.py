@@ -77,10 +77,10 @@ def test_an_nvidia_network_with_another_latent_size_is_compared_and_the_caption_
     stylegan2 = str(REPO_ROOT / "tests" / "fixtures" / "nvidia" / "sg2.pkl")
     page.sidebar.text_area(key="more_models").set_value(f"{TINY}\n{stylegan2}").run()
     assert_no_exception(page)
-    assert row_captions(page)[2] == f"{stylegan2} (z_dim 128)"
+    assert row_captions(page)[2] == f"{stylegan2} (z_dim 96)"
     summary = page.caption[0].value
     assert f"run:tiny@20, {TINY} share latents (z_dim 100)" in summary
-    assert f"{stylegan2} has its own latents (z_dim 128)" in summary
+    assert f"{stylegan2} has its own latents (z_dim 96)" in summary
 
 
 def test_a_missing_reference_folder_is_an_error_message(page, tmp_path):

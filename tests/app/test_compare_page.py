@@ -29,8 +29,11 @@ def runs_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def page(runs_root, monkeypatch) -> AppTest:
-    """The page comparing the tiny run with the tiny test model, which stands in for a pretrained one."""
+    """The page comparing the tiny run with the tiny test model, which stands in for a pretrained one; FID/KID
+    measured with stand-in features."""
     monkeypatch.setenv("FACEGEN_RUNS", str(runs_root))
+    st.cache_resource.clear()  # the page keeps its feature extractor between runs
+    use_stand_in_features(monkeypatch)
     app = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
     app.session_state["models"] = ["run:tiny"]
     app.session_state["more_models"] = TINY
@@ -91,9 +94,7 @@ def test_a_missing_reference_folder_is_an_error_message(page, tmp_path):
     assert not page.dataframe
 
 
-def test_quality_table_has_fid_and_kid_for_each_model(page, tiny_model, tmp_path, monkeypatch):
-    st.cache_resource.clear()  # the page keeps its feature extractor; this test measures with the stand-in
-    use_stand_in_features(monkeypatch)
+def test_quality_table_has_fid_and_kid_for_each_model(page, tiny_model, tmp_path):
     reference = tmp_path / "reference"
     reference.mkdir()
     for index, face in enumerate(tiny_model.sample(seeds=range(1000, 1012))):

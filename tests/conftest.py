@@ -39,9 +39,9 @@ def skip_if_the_index_is_unreachable(item: pytest.Item, error: Exception) -> Non
     from facegen.errors import FetchError
     from facegen.hub import PACKAGE_INDEX_UNREACHABLE
 
-    if item.get_closest_marker("needs_package_index") and isinstance(error, FetchError):
-        if PACKAGE_INDEX_UNREACHABLE in str(error):
-            pytest.skip(f"needs the package index: {error}")
+    needs_index = item.get_closest_marker("needs_package_index") is not None
+    if needs_index and isinstance(error, FetchError) and PACKAGE_INDEX_UNREACHABLE in str(error):
+        pytest.skip(f"needs the package index: {error}")
 
 
 @pytest.hookimpl(wrapper=True)

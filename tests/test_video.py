@@ -30,7 +30,7 @@ from facegen.video import (
     render_clip,
     stream_frames,
 )
-from tests.conftest import run_cli
+from tests.conftest import TINY_DCGAN_PATH, run_cli
 from tests.media import decoded_frames, stream_facts
 
 
@@ -126,10 +126,10 @@ def test_first_frame_is_the_sample_page_image_of_the_first_keyframe(generator, t
     assert psnr(first, reference) > 35
 
 
-def test_first_frame_of_the_pretrained_dcgan_matches_its_sample(dcgan, tmp_path):
-    clip = ClipRecipe(model="digiface-dcgan64", keyframe_seeds=(1, 7, 42), seconds=1, fps=10, loop=True)
-    render_clip(dcgan, clip, tmp_path / "walk.mp4")
-    assert psnr(decoded_frames(tmp_path / "walk.mp4")[0], sample_page_png(dcgan, [1])) > 35
+def test_first_frame_of_a_dcgan_checkpoint_matches_its_sample(tiny_model, tmp_path):
+    clip = ClipRecipe(model=tiny_model.info.model_id, keyframe_seeds=(1, 7, 42), seconds=1, fps=10, loop=True)
+    render_clip(tiny_model, clip, tmp_path / "walk.mp4")
+    assert psnr(decoded_frames(tmp_path / "walk.mp4")[0], sample_page_png(tiny_model, [1])) > 35
 
 
 def test_loop_ends_one_small_step_before_the_first_frame(generator, tmp_path):
@@ -488,11 +488,11 @@ def test_cli_refuses_to_change_a_replayed_recipe_or_its_model(tiny_dcgan_file, t
 
 
 @pytest.mark.slow
-def test_the_readme_command_makes_a_six_second_loop(dcgan, tmp_path):
+def test_the_readme_command_makes_a_six_second_loop(tiny_model, tmp_path):
     result = run_cli(
         "video",
         "--model",
-        "digiface-dcgan64",
+        str(TINY_DCGAN_PATH),
         "--seeds",
         "1,7,42",
         "--seconds",
@@ -507,17 +507,14 @@ def test_the_readme_command_makes_a_six_second_loop(dcgan, tmp_path):
     assert "180/180" in result.stderr  # the progress bar ran to the end
     frames = decoded_frames(tmp_path / "walk.mp4")
     assert len(frames) == 180
-    assert psnr(frames[0], sample_page_png(dcgan, [1])) > 35
+    assert psnr(frames[0], sample_page_png(tiny_model, [1])) > 35
 
 
 def test_w_walk_on_a_stylegan2_pickle_opens_on_the_sample_image(tmp_path):
     """A real-format StyleGAN2 network, walked in W: frame 0 is its sample of the first seed."""
     from facegen.registry import load_generator
 
-    try:
-        stylegan = load_generator("tests/fixtures/nvidia/sg2.pkl")
-    except ModuleNotFoundError as error:
-        pytest.skip(f"the StyleGAN2 reimplementation is not in this checkout yet ({error})")
+    stylegan = load_generator("tests/fixtures/nvidia/sg2.pkl")
     clip = ClipRecipe(model="sg2.pkl", keyframe_seeds=(1, 7), space="w", frames_per_transition=5, fps=10, loop=True)
     result = render_clip(stylegan, clip, tmp_path / "walk.mp4")
     assert result.frame_count == 10 == len(decoded_frames(tmp_path / "walk.mp4"))

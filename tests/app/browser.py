@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from facegen.ui.widgets import CUSTOM_PATH
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 60
 
@@ -72,3 +74,13 @@ def chromium_page() -> Iterator[object]:
             yield page
         finally:
             browser.close()
+
+
+def pick_weights_file(page, path: Path, timeout_ms: float) -> None:
+    """Choose "Weights file path…" in the sidebar's model picker and type `path`, as a user does."""
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stSelectbox").first.click(timeout=timeout_ms)
+    page.get_by_role("option", name=CUSTOM_PATH).click(timeout=timeout_ms)
+    field = sidebar.get_by_label("Path to a .pkl, .safetensors or .pt file")
+    field.fill(str(path), timeout=timeout_ms)
+    field.press("Enter")

@@ -6,33 +6,39 @@ import numpy as np
 from PIL import Image
 
 from facegen.images import make_grid
-from tests.app.browser import chromium_page, served_app
+from tests.app.browser import chromium_page, pick_weights_file, served_app
+from tests.conftest import TINY_DCGAN_PATH
 
 LOAD_TIMEOUT_MS = 90_000
 LOADED_IMAGES = """(count) => [...document.querySelectorAll('[data-testid="stImage"] img')]
                                 .filter(img => img.complete && img.naturalWidth > 0).length >= count"""
 
 
-def test_sample_page_shows_the_face_grid_in_a_browser(tmp_path, dcgan):
+def test_sample_page_shows_the_face_grid_in_a_browser(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))  # no catalog model drawn before the pick
     with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
         page.goto(base_url)
         page.get_by_role("link", name="Sample").click()
+        pick_weights_file(page, TINY_DCGAN_PATH, LOAD_TIMEOUT_MS)
+        page.get_by_text(f"{TINY_DCGAN_PATH} · seeds 0-15").wait_for(timeout=LOAD_TIMEOUT_MS)
         page.wait_for_function(LOADED_IMAGES, arg=17, timeout=LOAD_TIMEOUT_MS)
         page.screenshot(path=str(tmp_path / "sample-page.png"), full_page=True)
         grid_source = page.locator('[data-testid="stImage"] img').first.get_attribute("src")
         grid_png = page.request.get(grid_source if grid_source.startswith("http") else base_url + grid_source).body()
 
     shown = np.asarray(Image.open(io.BytesIO(grid_png)).convert("RGB"))
-    expected = make_grid(dcgan.sample(seeds=range(16)), 4)
+    expected = make_grid(tiny_model.sample(seeds=range(16)), 4)
     assert np.array_equal(shown, expected), "the browser shows other pixels than seeds 0-15 of the model"
     screenshot = np.asarray(Image.open(tmp_path / "sample-page.png").convert("RGB"))
     assert screenshot.std() > 20, "the screenshot is blank"
 
 
-def test_interpolate_page_renders_a_clip_that_plays_in_the_browser(tmp_path, dcgan):
+def test_interpolate_page_renders_a_clip_that_plays_in_the_browser(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))  # no catalog model drawn before the pick
     with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
         page.goto(base_url)
         page.get_by_role("link", name="Interpolate").click()
+        pick_weights_file(page, TINY_DCGAN_PATH, LOAD_TIMEOUT_MS)
         # the three keyframe thumbnails mean the page has finished its first run; a click before that can be lost
         page.wait_for_function(LOADED_IMAGES, arg=3, timeout=LOAD_TIMEOUT_MS)
         page.get_by_role("button", name="Render clip").click()

@@ -8,6 +8,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from facegen.video import read_clip_recipe
+from tests.app.conftest import with_tiny_model
 from tests.media import decoded_frames
 from tests.tiny_runs import add_checkpoint, write_run_with_checkpoints
 
@@ -17,7 +18,7 @@ TIMEOUT_S = 120
 
 
 def open_page() -> AppTest:
-    app = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S).run()
+    app = with_tiny_model(AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)).run()
     assert not app.exception, [exception.value for exception in app.exception]
     return app
 
@@ -48,7 +49,7 @@ def short_clip(app: AppTest, seconds: int = 1, fps: int = 10) -> AppTest:
     return app.run()
 
 
-def test_keyframes_show_thumbnails_and_can_be_added_reordered_and_removed(dcgan):
+def test_keyframes_show_thumbnails_and_can_be_added_reordered_and_removed():
     app = open_page()
     assert keyframe_captions(app) == ["1: seed 1", "2: seed 7", "3: seed 42"]
     app.number_input(key="new_seed").set_value(99).run()
@@ -79,7 +80,7 @@ def test_thumbnails_follow_the_selected_runs_newest_checkpoint(tmp_path, monkeyp
     assert keyframe_thumbnails(app) == at_step_10
 
 
-def test_one_keyframe_is_an_error_message_not_a_traceback(dcgan):
+def test_one_keyframe_is_an_error_message_not_a_traceback():
     app = open_page()
     app.button(key="remove_0").click().run()
     app.button(key="remove_0").click().run()
@@ -87,7 +88,7 @@ def test_one_keyframe_is_an_error_message_not_a_traceback(dcgan):
     assert any("at least 2 keyframes" in error.value for error in app.error)
 
 
-def test_render_finishes_with_a_video_and_downloads(dcgan):
+def test_render_finishes_with_a_video_and_downloads(tiny_model):
     app = short_clip(open_page())
     app.button(key="render").click().run()
     run_until(app, lambda page: page.get("video"))
@@ -104,11 +105,11 @@ def test_render_finishes_with_a_video_and_downloads(dcgan):
     assert len(frames) == 10
     assert read_clip_recipe(mp4) == job.recipe
     first = frames[0].reshape(64, 4, 64, 4, 3).mean(axis=(1, 3))
-    error = np.mean((first - dcgan.sample(seeds=[1])[0]) ** 2)
+    error = np.mean((first - tiny_model.sample(seeds=[1])[0]) ** 2)
     assert 10 * np.log10(255**2 / error) > 30
 
 
-def test_quick_preview_shows_an_animated_gif(dcgan):
+def test_quick_preview_shows_an_animated_gif():
     app = short_clip(open_page(), seconds=2)
     app.button(key="preview").click().run()
     run_until(
@@ -119,12 +120,13 @@ def test_quick_preview_shows_an_animated_gif(dcgan):
     assert job.result.paths[0].suffix == ".gif" and job.frame_count < 20
 
 
-def test_a_long_render_does_not_block_another_session_and_can_be_stopped(dcgan):
+def test_a_long_render_does_not_block_another_session_and_can_be_stopped():
     app = short_clip(open_page(), seconds=30, fps=30)
     app.button(key="render").click().run()
     job = app.session_state["render_job"]
 
-    other_session = AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S).run()
+    other_session = with_tiny_model(AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S))
+    other_session.run()
     assert not other_session.exception and len(other_session.get("image")) > 0
     assert not job.finished, "the other session had to wait for the render"
 

@@ -7,6 +7,7 @@ import pytest
 
 from facegen.train import browse, runs
 from tests.app.browser import chromium_page, served_app
+from tests.conftest import TINY_DCGAN_PATH
 from tests.media import decoded_frames
 from tests.tiny_runs import TINY_SETTINGS, train_tiny_run, wait_for
 
@@ -16,10 +17,11 @@ LOADED_IMAGES = """(count) => [...document.querySelectorAll('[data-testid="stIma
 
 
 @pytest.mark.slow
-def test_two_sessions_render_and_browse_at_once_and_the_timelapse_downloads(tmp_path, monkeypatch, dcgan):
+def test_two_sessions_render_and_browse_at_once_and_the_timelapse_downloads(tmp_path, monkeypatch):
     runs_root = tmp_path / "runs"
     train_tiny_run(runs_root / "tiny", steps=20)
     monkeypatch.setenv("FACEGEN_RUNS", str(runs_root))
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))  # the pretrained model offers a fetch button
     with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as comparing:
         browsing = comparing.context.browser.new_page(viewport={"width": 1400, "height": 1000})
         comparing.goto(base_url)
@@ -29,6 +31,9 @@ def test_two_sessions_render_and_browse_at_once_and_the_timelapse_downloads(tmp_
         browsing.get_by_role("link", name="Training").click()
         browsing.get_by_role("tab", name="Samples").click(timeout=LOAD_TIMEOUT_MS)
         browsing.get_by_role("button", name="Build timelapse of 4 grids").click(timeout=LOAD_TIMEOUT_MS)
+        more_models = comparing.get_by_role("textbox", name="More models")
+        more_models.fill(str(TINY_DCGAN_PATH), timeout=LOAD_TIMEOUT_MS)
+        more_models.press("Control+Enter")
         comparing.wait_for_function(LOADED_IMAGES, arg=2, timeout=LOAD_TIMEOUT_MS)
         with browsing.expect_download(timeout=LOAD_TIMEOUT_MS) as download_info:
             browsing.get_by_role("button", name="Download timelapse (MP4)").click(timeout=LOAD_TIMEOUT_MS)

@@ -79,15 +79,25 @@ def test_snapshot_holds_every_network_as_a_persistent_module(snapshot: tuple[str
     assert networks["G"].class_name == networks["G_ema"].class_name == "Generator"
     assert networks["D"].class_name == "Discriminator"
     assert networks["D"].state_dict(), "the discriminator's tensors are read too"
-    if facts(name)["augment_pipe"]:
+    if facts(name)["augment_p"] is not None:
         assert networks["augment_pipe"].class_name == "AugmentPipe"
         assert networks["augment_pipe"].attributes["xflip"] == 1.0
+        assert networks["augment_pipe"].buffers["p"].item() == pytest.approx(facts(name)["augment_p"])
     else:
         assert networks["augment_pipe"] is None
-    assert networks["training_set_kwargs"]["resolution"] == facts(name)["common"]["img_resolution"]
+    assert networks["training_set_kwargs"]["resolution"] == facts(name)["common_kwargs"]["img_resolution"]
     # The fixtures' module_src strings were all replaced by this one line; only its hash is kept.
     removed = hashlib.sha256(b"# module source removed from this fixture").hexdigest()
     assert {module.module_src_sha256 for _, module in networks["G_ema"].named_modules()} == {removed}
+
+
+def test_g_is_not_g_ema(snapshot: tuple[str, dict]) -> None:
+    """The fixtures' G got noise after G_ema was copied from it, so only G_ema reproduces the reference arrays."""
+    _, networks = snapshot
+    trained, averaged = networks["G"].state_dict(), networks["G_ema"].state_dict()
+    assert list(trained) == list(averaged)
+    assert not torch.equal(trained["mapping.w_avg"], averaged["mapping.w_avg"])
+    assert sum(not torch.equal(trained[key], averaged[key]) for key in trained) > len(trained) // 2
 
 
 def test_tensors_equal_torchs_own_reading_of_each_storage(snapshot: tuple[str, dict]) -> None:
@@ -107,18 +117,18 @@ def test_generator_attributes_and_description_match_the_construction_facts(snaps
     g = networks["G_ema"]
     for attribute in ("z_dim", "w_dim", "num_ws"):
         assert g.attributes[attribute] == recorded[attribute]
-    for attribute, value in recorded["common"].items():
+    for attribute, value in recorded["common_kwargs"].items():
         assert g.attributes[attribute] == value
     description = describe_network(g)
     family = "stylegan3" if "networks_stylegan3" in recorded["G_kwargs"]["class_name"] else "stylegan2"
     assert description["family"] == generator_family(g) == family
     variants = {"ada": "stylegan2-ada", "sg2": "stylegan2", "sg3r": "stylegan3-r", "sg3t": "stylegan3-t"}
     assert description["variant"] == variants[name]
-    assert description["resolution"] == recorded["common"]["img_resolution"]
+    assert description["resolution"] == recorded["common_kwargs"]["img_resolution"]
     assert (description["z_dim"], description["w_dim"], description["c_dim"]) == (
         recorded["z_dim"],
         recorded["w_dim"],
-        recorded["common"]["c_dim"],
+        recorded["common_kwargs"]["c_dim"],
     )
     assert description["num_ws"] == recorded["num_ws"]
     assert description["mapping_layers"] == recorded["G_kwargs"]["mapping_kwargs"]["num_layers"]
@@ -135,7 +145,7 @@ def test_stylegan2_names_and_shapes(name: str) -> None:
     settings = recorded["flat_g_kwargs"]
     g = read_network_pickle(fixture_path(name))["G_ema"]
     state = g.state_dict()
-    w_dim, z_dim, resolution = recorded["w_dim"], recorded["z_dim"], recorded["common"]["img_resolution"]
+    w_dim, z_dim, resolution = recorded["w_dim"], recorded["z_dim"], recorded["common_kwargs"]["img_resolution"]
 
     def channels(block_resolution: int) -> int:
         return min(settings["channel_base"] // block_resolution, settings["channel_max"])

@@ -32,7 +32,7 @@ def test_settings_match_what_nvidias_code_was_given(name):
     g = fixture_generator(name)
     config, weights = convert_stylegan2(g)
     assert (config.z_dim, config.w_dim, config.c_dim) == (recorded["z_dim"], recorded["w_dim"], 0)
-    assert config.img_resolution == recorded["common"]["img_resolution"]
+    assert config.img_resolution == recorded["common_kwargs"]["img_resolution"]
     assert config.mapping_layers == kwargs["mapping_kwargs"]["num_layers"]
     assert config.mapping_lr_multiplier == pytest.approx(0.01)
     assert config.conv_clamp == kwargs.get("conv_clamp", 256)  # both training scripts default to 256

@@ -84,7 +84,7 @@ def test_schedule_from_hyperparameters_reproduces_nvidia_geometry_and_filters(fi
     as NVIDIA's network stored, so random networks built from configs are faithful StyleGAN3s."""
     name, g, converted, _, _ = fixture
     settings = json.loads((FIXTURES / f"{name}.json").read_text())
-    kwargs, common = settings["G_kwargs"], settings["common"]
+    kwargs, common = settings["G_kwargs"], settings["common_kwargs"]
     config = StyleGAN3Config(
         z_dim=kwargs["z_dim"],
         w_dim=kwargs["w_dim"],

@@ -17,23 +17,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from facegen import hub
 from facegen.errors import FacegenError
 from facegen.formats import checkpoint
 from facegen.generator import Generator
-from facegen.models import GENERATOR_ARCHITECTURES
+from facegen.models import architecture_of
 
 CONVERTED_NAME = "converted.safetensors"
-
-
-def architecture_of(network: nn.Module) -> str:
-    """The GENERATOR_ARCHITECTURES name whose generator class built `network`."""
-    for name, (module_name, _, class_name) in GENERATOR_ARCHITECTURES.items():
-        if type(network).__module__ == module_name and type(network).__name__ == class_name:
-            return name
-    raise ValueError(f"{type(network).__qualname__} is not a registered generator architecture")
 
 
 def save_converted(generator: Generator, path: Path, source: Path) -> Path:

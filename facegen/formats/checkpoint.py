@@ -1,6 +1,6 @@
 """facegen's own generator files: `NAME.safetensors` (tensors) beside `NAME.json` (architecture and config).
 
-No pickle is involved: the JSON names an architecture from `facegen.models.GENERATOR_ARCHITECTURES`, its config
+No pickle is involved: the JSON names an architecture that `facegen.models` describes, its config
 fields, and the facts a `ModelInfo` needs; the safetensors file holds the state dict.
 """
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from facegen.errors import FacegenError
 from facegen.models import trainable_architectures
 from facegen.train import distributed, runs
-from facegen.train.config import TrainConfig, config_class, read_config_file, resolve_config
 
 if TYPE_CHECKING:
+    from facegen.cli import CommandParser
     from facegen.train.loop import TrainResult
 
 HELP = {
@@ -41,15 +41,18 @@ def _option_type(annotation: str) -> type:
 
 
 def settings_fields() -> list[tuple[dataclasses.Field, tuple[str, ...]]]:
-    """Every setting an architecture can have, with the architectures that have it (all of them: ())."""
-    common = {field.name for field in dataclasses.fields(TrainConfig)}
-    owners: dict[str, tuple[dataclasses.Field, list[str]]] = {}
+    """Every setting a run can have, with the architectures it belongs to (() for every architecture's)."""
+    from facegen.train.config import TrainConfig
+
     architectures = trainable_architectures()
+    owners: dict[str, tuple[dataclasses.Field, list[str]]] = {
+        field.name: (field, []) for field in dataclasses.fields(TrainConfig)
+    }
     for architecture in architectures:
-        for field in dataclasses.fields(config_class(architecture)):
+        for field in dataclasses.fields(architecture.training.settings_class):
             owners.setdefault(field.name, (field, []))[1].append(architecture.name)
     return [
-        (field, () if field.name in common or len(names) == len(architectures) else tuple(names))
+        (field, tuple(names) if 0 < len(names) < len(architectures) else ())
         for field, names in owners.values()
     ]
 
@@ -67,7 +70,7 @@ def _help(field: dataclasses.Field, owners: tuple[str, ...]) -> str:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser: CommandParser = subparsers.add_parser(
         "train",
         help="train a face GAN into a run directory",
         description="Train a face GAN. Options override --config; --resume continues a run from its last checkpoint. "
@@ -76,6 +79,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="a .json or .toml file of settings (keys as the options, e.g. sample_every)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_options_when_used(add_settings_options)
+    parser.set_defaults(run=run)
+
+
+def add_settings_options(parser: argparse.ArgumentParser) -> None:
     for field, owners in settings_fields():
         option = "--" + field.name.replace("_", "-")
         help_text = _help(field, owners)
@@ -83,7 +91,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             parser.add_argument(option, type=_option_type(str(field.type)), default=None, help=help_text)
-    parser.set_defaults(run=run)
 
 
 def given_settings(args: argparse.Namespace) -> dict:
@@ -92,7 +99,8 @@ def given_settings(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facegen.train.loop import resume_run, start_run  # torch's training machinery, only for this command
+    from facegen.train.config import read_config_file, resolve_config
+    from facegen.train.loop import resume_run, start_run
 
     settings = given_settings(args)
     show_progress = not args.no_progress

@@ -36,13 +36,21 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "—"
 
 
+def forget_architecture_settings() -> None:
+    """Another architecture starts from its own defaults, not the previous one's choices."""
+    for key in ("new_resolution", "new_channels"):
+        state.pop(key, None)
+
+
 # -- starting a run ---------------------------------------------------------------------------------------------
 with st.expander("Start a new run", expanded=False):
     name_column, arch_column, data_column = st.columns(3)
     state.setdefault("new_name", f"faces-{time.strftime('%Y%m%d-%H%M%S')}")
     name = name_column.text_input("Run name", key="new_name", help="The run's folder in the runs folder.")
     architectures = {architecture.name: architecture for architecture in trainable_architectures()}
-    arch = arch_column.selectbox("Architecture", list(architectures), key="new_arch")
+    arch = arch_column.selectbox(
+        "Architecture", list(architectures), key="new_arch", on_change=forget_architecture_settings
+    )
     arch_column.caption(architectures[arch].title)
     training = architectures[arch].training
     defaults = training.setting_defaults()

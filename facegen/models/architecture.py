@@ -44,7 +44,7 @@ class Training:
     """How facegen trains an architecture."""
 
     settings_class: type[TrainingSettings]  # a frozen, keyword-only dataclass; its defaults are the run's defaults
-    # "module:function" building the trainer: function(config, device, context, labels) -> GANTrainer
+    # "module:function" building the trainer's parts: function(config, conditioning) -> facegen.train.gans.GANParts
     trainer: str
     resolutions: tuple[int, ...]  # the resolutions it trains at
 

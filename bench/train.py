@@ -7,7 +7,7 @@ writes, with Adam(2e-4, betas (0.5, 0.999)).
 - tutorial: torchvision ImageFolder with Resize, CenterCrop, ToTensor, Normalize; DataLoader(batch 128, shuffle,
   2 workers); BCELoss on sigmoid outputs; D on real and D on fake with a backward each; D's weight gradients also
   computed during the generator's step; the per-step D(x) / D(G(z)) statistics read with .item().
-- facegen float32: `facegen.train.gans.DCGANTrainer` fed from facegen.data's decoded uint8 cache with `--no-amp`,
+- facegen float32: the trainer `facegen.train.gans.build_trainer` composes for `dcgan`, fed from facegen.data's decoded uint8 cache with `--no-amp`,
   i.e. the tutorial's arithmetic: frozen D during the generator's step, channels-last layout, no data workers.
 - facegen default: the same with the default settings, which add bfloat16 autocast where the CPU computes
   bfloat16 natively (AVX512-BF16 or AMX); float32 weights, optimizer and losses.

@@ -15,9 +15,9 @@ from pathlib import Path
 import streamlit as st
 
 from facegen.images import make_grid
+from facegen.models import trainable_architectures
 from facegen.spec import RunRef
 from facegen.train import browse, runs
-from facegen.train.config import ARCHITECTURES, DCGAN_FAMILY, DCGAN_RESOLUTIONS, PROGAN_RESOLUTIONS
 from facegen.ui.charts import metrics_chart
 from facegen.ui.widgets import cached_generator, route_through_app, run_or_show_error
 
@@ -37,12 +37,24 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "—"
 
 
+def forget_architecture_settings() -> None:
+    """Another architecture starts from its own defaults, not the previous one's choices."""
+    for key in ("new_resolution", "new_channels"):
+        state.pop(key, None)
+
+
 # -- starting a run ---------------------------------------------------------------------------------------------
 with st.expander("Start a new run", expanded=False):
     name_column, arch_column, data_column = st.columns(3)
     state.setdefault("new_name", f"faces-{time.strftime('%Y%m%d-%H%M%S')}")
     name = name_column.text_input("Run name", key="new_name", help="The run's folder in the runs folder.")
-    arch = arch_column.selectbox("Architecture", ARCHITECTURES, key="new_arch")
+    architectures = {architecture.name: architecture for architecture in trainable_architectures()}
+    arch = arch_column.selectbox(
+        "Architecture", list(architectures), key="new_arch", on_change=forget_architecture_settings
+    )
+    arch_column.caption(architectures[arch].title)
+    training = architectures[arch].training
+    defaults = training.setting_defaults()
     data_choice = data_column.selectbox(
         "Training images",
         DATA_CHOICES,
@@ -59,9 +71,8 @@ with st.expander("Start a new run", expanded=False):
         "Steps", 1, 10_000_000, 2000, key="new_steps", help="Generator updates to train for."
     )
     batch = batch_column.number_input("Batch", 1, 4096, 64, key="new_batch")
-    resolutions = DCGAN_RESOLUTIONS if arch in DCGAN_FAMILY else PROGAN_RESOLUTIONS
     resolution = resolution_column.selectbox(
-        "Resolution", resolutions, index=len(resolutions) - 1, key="new_resolution"
+        "Resolution", training.resolutions, index=training.resolutions.index(defaults["resolution"]), key="new_resolution"
     )
     with st.expander("More settings"):
         every = st.columns(3)
@@ -69,13 +80,15 @@ with st.expander("Start a new run", expanded=False):
         sample_every = every[1].number_input("Sample grid every", 1, 1_000_000, 100, key="new_sample_every")
         checkpoint_every = every[2].number_input("Checkpoint every", 1, 1_000_000, 500, key="new_checkpoint_every")
         sizes = st.columns(3)
+        has_channels = "generator_channels" in defaults
         channels = sizes[0].number_input(
-            "Channels (DCGAN family)",
+            "Channels",
             4,
             1024,
-            64,
+            defaults.get("generator_channels", 64),
             key="new_channels",
-            help="Width of generator and discriminator; smaller trains faster on a CPU.",
+            disabled=not has_channels,
+            help="Width of generator and discriminator (DCGAN family); smaller trains faster on a CPU.",
         )
         seed = sizes[1].number_input("Seed", 0, 2**31 - 1, 0, key="new_seed")
         device = sizes[2].text_input("Device", "auto", key="new_device", help="auto, cpu, cuda or cuda:N")
@@ -91,7 +104,7 @@ with st.expander("Start a new run", expanded=False):
         "seed": int(seed),
         "device": device.strip() or "auto",
     }
-    if arch in DCGAN_FAMILY:
+    if has_channels:
         settings.update(generator_channels=int(channels), discriminator_channels=int(channels))
     if st.button("Start training", key="start_run", type="primary"):
         launched = run_or_show_error(lambda: browse.start_training_run(settings, name.strip(), runs_root))

@@ -225,11 +225,12 @@ class FilteredNetwork(nn.Module):
         return (z[:, : self.config.channels] * self.scale * self.kernel)[:, :, None, None]
 
 
-def test_own_checkpoint_keeps_constants_the_file_does_not_hold(tmp_path, monkeypatch):
+def test_own_checkpoint_keeps_constants_the_file_does_not_hold(tmp_path, request):
     from facegen import models
     from facegen.formats import checkpoint
 
-    monkeypatch.setitem(models.GENERATOR_ARCHITECTURES, "filtered", (__name__, "FilteredConfig", "FilteredNetwork"))
+    models.register(models.Architecture("filtered", "a test network", FilteredConfig, FilteredNetwork))
+    request.addfinalizer(lambda: models.unregister("filtered"))
     network = FilteredNetwork(FilteredConfig())
     path = checkpoint.save_generator(tmp_path / "filtered.safetensors", network, "filtered", network.config)
     loaded, _ = checkpoint.load_network(path)

@@ -1,31 +1,35 @@
-"""`facegen train`: train a DCGAN, WGAN-GP, ProGAN or attribute-conditioned DCGAN into a run directory.
+"""`facegen train`: train one of the architectures facegen trains (their descriptions in facegen.models) into a
+run directory.
 
-Every TrainConfig setting is an option (`--sample-every 50`); a --config file (.json or .toml) holds the same
-settings, and options given on the command line win over it. `--resume RUN_DIR` continues a run.
+Every setting is an option (`--sample-every 50`): the run settings, and each architecture's own, which only that
+architecture accepts. A --config file (.json or .toml) holds the same settings, and options given on the command
+line win over it. `--resume RUN_DIR` continues a run.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import TYPE_CHECKING
 
 from facegen.errors import FacegenError
+from facegen.models import trainable_architectures
 from facegen.spec import RunRef
 from facegen.train import distributed, runs
-from facegen.train.config import ARCHITECTURES, TrainConfig, read_config_file, resolve_config
-from facegen.train.loop import TrainResult, resume_run, start_run
+
+if TYPE_CHECKING:
+    from facegen.cli import CommandParser
+    from facegen.train.loop import TrainResult
 
 HELP = {
-    "arch": f"architecture: {', '.join(ARCHITECTURES)}",
     "data": "images: a folder, a .zip, a CelebA folder, hf:OWNER/NAME, demo:lfw or demo:digiface?n=N",
     "steps": "generator updates to train for",
     "out": "run directory to create (e.g. runs/my-faces)",
     "batch": "images per batch, over all processes (default 64)",
     "seed": "seed of initial weights, data order and noise (default 0)",
     "deterministic": "deterministic kernels: a killed and resumed run ends with the same weights (slower on GPUs)",
-    "resolution": "DCGAN family: 32 or 64 (default 64); ProGAN: final resolution, up to 256 (default 256)",
-    "start_resolution": "ProGAN: resolution growing starts from (default 16)",
-    "phase_steps": "ProGAN: steps per fade-in and per stable phase (default: steps split evenly)",
+    "start_resolution": "resolution growing starts from (default 16)",
+    "phase_steps": "steps per fade-in and per stable phase (default: steps split evenly)",
     "keep_checkpoints": "newest checkpoints to keep besides marked ones (default 3)",
     "device": "auto, cpu, cuda or cuda:N (default auto)",
     "amp": "bfloat16 mixed precision where the GPU or CPU computes bfloat16 natively (default on)",
@@ -37,34 +41,68 @@ def _option_type(annotation: str) -> type:
     return int if "int" in annotation else float if "float" in annotation else str
 
 
+def settings_fields() -> list[tuple[dataclasses.Field, tuple[str, ...]]]:
+    """Every setting a run can have, with the architectures it belongs to (() for every architecture's)."""
+    from facegen.train.config import TrainConfig
+
+    architectures = trainable_architectures()
+    owners: dict[str, tuple[dataclasses.Field, list[str]]] = {
+        field.name: (field, []) for field in dataclasses.fields(TrainConfig)
+    }
+    for architecture in architectures:
+        for field in dataclasses.fields(architecture.training.settings_class):
+            owners.setdefault(field.name, (field, []))[1].append(architecture.name)
+    return [
+        (field, tuple(names) if 0 < len(names) < len(architectures) else ())
+        for field, names in owners.values()
+    ]
+
+
+def _help(field: dataclasses.Field, owners: tuple[str, ...]) -> str:
+    if field.name == "arch":
+        return "architecture: " + "; ".join(f"{a.name}: {a.title}" for a in trainable_architectures())
+    if field.name == "resolution":
+        return "image size: " + "; ".join(
+            f"{a.name}: {', '.join(map(str, a.training.resolutions))} (default {a.training.setting_defaults()['resolution']})"
+            for a in trainable_architectures()
+        )
+    text = HELP.get(field.name, "")
+    return f"{text} [{', '.join(owners)}]".strip() if owners else text or None
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser: CommandParser = subparsers.add_parser(
         "train",
         help="train a face GAN into a run directory",
-        description="Train a face GAN. Options override --config; --resume continues a run from its last checkpoint.",
+        description="Train a face GAN. Options override --config; --resume continues a run from its last checkpoint. "
+        "Options marked [ARCH, ...] belong to those architectures only.",
     )
     parser.add_argument("--config", help="a .json or .toml file of settings (keys as the options, e.g. sample_every)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for field in dataclasses.fields(TrainConfig):
+    parser.add_options_when_used(add_settings_options)
+    parser.set_defaults(run=run)
+
+
+def add_settings_options(parser: argparse.ArgumentParser) -> None:
+    for field, owners in settings_fields():
         option = "--" + field.name.replace("_", "-")
-        help_text = HELP.get(field.name)
+        help_text = _help(field, owners)
         if "bool" in str(field.type):
             parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             parser.add_argument(option, type=_option_type(str(field.type)), default=None, help=help_text)
-    parser.set_defaults(run=run)
 
 
 def given_settings(args: argparse.Namespace) -> dict:
-    return {
-        field.name: getattr(args, field.name)
-        for field in dataclasses.fields(TrainConfig)
-        if getattr(args, field.name) is not None
-    }
+    names = [field.name for field, _ in settings_fields()]
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def run(args: argparse.Namespace) -> int:
+    from facegen.train.config import read_config_file, resolve_config
+    from facegen.train.loop import resume_run, start_run
+
     settings = given_settings(args)
     show_progress = not args.no_progress
     if args.resume:

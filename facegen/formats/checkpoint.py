@@ -1,6 +1,6 @@
 """facegen's own generator files: `NAME.safetensors` (tensors) beside `NAME.json` (architecture and config).
 
-No pickle is involved: the JSON names an architecture from `facegen.models.GENERATOR_ARCHITECTURES`, its config
+No pickle is involved: the JSON names an architecture that `facegen.models` describes, its config
 fields, and the facts a `ModelInfo` needs; the safetensors file holds the state dict. The tensors' sha256 is
 recorded at save time in `NAME.safetensors.sha256`, as the download cache records its files', so a recipe can name
 exactly these weights and a later change to the file is noticed.

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from facegen.models.dcgan import check_resolution, discriminator_layers, generator_layers
+from facegen.models.architecture import Architecture, Training
+from facegen.models.dcgan import RESOLUTIONS, DCGANTraining, check_resolution, discriminator_layers, generator_layers
 
 CELEBA_ATTRIBUTE_COUNT = 40
 
@@ -60,3 +61,13 @@ class CDCGANDiscriminator(nn.Module):
     def forward(self, images: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         planes = c.to(images.dtype)[:, :, None, None].expand(-1, -1, *images.shape[2:])
         return self.main(torch.cat([images, planes], dim=1)).flatten()
+
+
+ARCHITECTURE = Architecture(
+    name="cdcgan",
+    title="Attribute-conditioned DCGAN: needs labelled faces (CelebA's 40 attributes)",
+    config_class=CDCGANConfig,
+    generator_class=CDCGANGenerator,
+    training=Training(DCGANTraining, "facegen.train.architectures:cdcgan_trainer", RESOLUTIONS),
+    is_conditional=True,
+)

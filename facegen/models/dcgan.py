@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from facegen.models.architecture import Architecture, Training, TrainingSettings, require_whole_numbers_above_zero
+
 RESOLUTIONS = (32, 64)
 
 
@@ -96,3 +98,29 @@ def init_dcgan_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DCGANTraining(TrainingSettings):
+    """Radford et al.'s settings, as the PyTorch DCGAN tutorial uses them."""
+
+    resolution: int = 64
+    z_dim: int = 100
+    generator_channels: int = 64  # ngf
+    discriminator_channels: int = 64  # ndf
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+    def check(self) -> None:
+        super().check()
+        require_whole_numbers_above_zero(self, "generator_channels", "discriminator_channels")
+
+
+ARCHITECTURE = Architecture(
+    name="dcgan",
+    title="DCGAN (Radford et al. 2016), 32 or 64 px",
+    config_class=DCGANConfig,
+    generator_class=DCGANGenerator,
+    training=Training(DCGANTraining, "facegen.train.architectures:dcgan_trainer", RESOLUTIONS),
+)

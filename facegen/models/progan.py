@@ -30,6 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegen.models.architecture import (
+    Architecture,
+    Training,
+    TrainingSettings,
+    is_whole_number,
+    require_whole_numbers_above_zero,
+)
+
 PIXEL_NORM_EPSILON = 1e-8
 MINIBATCH_STDDEV_GROUP = 4
 
@@ -256,3 +264,54 @@ def minibatch_stddev(x: torch.Tensor, group_size: int) -> torch.Tensor:
     per_group = deviation.mean(dim=(1, 2, 3))  # [M]
     plane = per_group.repeat(group)[:, None, None, None].expand(-1, 1, *x.shape[2:])
     return torch.cat([x, plane.to(x.dtype)], dim=1)
+
+
+TRAINING_RESOLUTIONS = tuple(2**power for power in range(2, 9))  # 4 .. 256, the cap the app offers
+DEFAULT_START_RESOLUTION = 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProGANTraining(TrainingSettings):
+    """Karras et al. 2018's settings, as NVIDIA's config.py sets them."""
+
+    resolution: int = 256  # the final resolution, where growing stops
+    z_dim: int = 512
+    fmap_base: int = 8192  # features per stage are min(fmap_base / 2^stage, fmap_max)
+    fmap_max: int = 512
+    start_resolution: int | None = None  # where growing starts; None: 16, or `resolution` when that is smaller
+    phase_steps: int | None = None  # steps per fade-in and per stable phase; None splits the run's steps evenly
+    lr: float = 1e-3
+    beta1: float = 0.0
+    beta2: float = 0.99
+    n_critic: int = 1  # critic updates per generator update
+    gp_weight: float = 10.0  # WGAN-GP lambda
+    drift_weight: float = 0.001  # eps_drift
+    ema_decay: float = 0.999
+
+    def __post_init__(self) -> None:
+        if self.start_resolution is None and is_whole_number(self.resolution):
+            # written out, so the run's config.json records where growing started
+            object.__setattr__(self, "start_resolution", min(DEFAULT_START_RESOLUTION, self.resolution))
+
+    def check(self) -> None:
+        super().check()
+        require_whole_numbers_above_zero(self, "n_critic", "fmap_base", "fmap_max")
+        allowed = ", ".join(map(str, TRAINING_RESOLUTIONS))
+        if self.start_resolution not in TRAINING_RESOLUTIONS or self.start_resolution > self.resolution:
+            raise ValueError(
+                f"ProGAN's start_resolution must be one of {allowed} and at most resolution ({self.resolution}), "
+                f"not {self.start_resolution!r}."
+            )
+        if self.phase_steps is not None and not (is_whole_number(self.phase_steps) and self.phase_steps > 0):
+            raise ValueError(
+                f"phase_steps must be a whole number above 0 (or unset to split the steps evenly), not {self.phase_steps!r}."
+            )
+
+
+ARCHITECTURE = Architecture(
+    name="progan",
+    title="ProGAN (Karras et al. 2018): grows from 16 px up to 256 px",
+    config_class=ProGANConfig,
+    generator_class=ProGANGenerator,
+    training=Training(ProGANTraining, "facegen.train.architectures:progan_trainer", TRAINING_RESOLUTIONS),
+)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegen.models.architecture import Architecture
 from facegen.models.progan import ProGANConfig, ProGANGenerator
 
 
@@ -52,3 +53,11 @@ class FacebookProGANGenerator(ProGANGenerator):
     ) -> torch.Tensor:
         image = super().forward(z, c, truncation_psi, noise_mode)
         return torch.tanh(image) if self.config.tanh_output else image
+
+
+ARCHITECTURE = Architecture(
+    name="progan-facebook",
+    title="ProGAN as Facebook's pytorch_GAN_zoo stores it: its pretrained PGAN networks",
+    config_class=FacebookProGANConfig,
+    generator_class=FacebookProGANGenerator,
+)

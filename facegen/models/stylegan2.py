@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegen.models.architecture import Architecture
+
 ARCHITECTURES = ("skip", "orig", "resnet")
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2)  # keeps activations at unit variance after leaky ReLU
@@ -414,3 +416,11 @@ class StyleGAN2Generator(nn.Module):
         truncation_cutoff: int | None = None,
     ) -> torch.Tensor:
         return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), noise_mode)
+
+
+ARCHITECTURE = Architecture(
+    name="stylegan2",
+    title="StyleGAN2 (Karras et al. 2020): NVIDIA's pretrained networks, converted",
+    config_class=StyleGAN2Config,
+    generator_class=StyleGAN2Generator,
+)

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegen.models.architecture import Architecture
+
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2)  # keeps unit variance through the leaky ReLU for unit-variance input
 
@@ -578,3 +580,11 @@ def downsample2d(x: torch.Tensor, taps: torch.Tensor | None, factor: int, gain: 
     x = F.conv2d(x, row, stride=(1, factor), groups=channels)
     column = taps.flip(0).reshape(1, 1, count, 1).expand(channels, 1, count, 1)
     return F.conv2d(x, column, stride=(factor, 1), groups=channels)
+
+
+ARCHITECTURE = Architecture(
+    name="stylegan3",
+    title="StyleGAN3 (Karras et al. 2021): NVIDIA's pretrained networks, converted",
+    config_class=StyleGAN3Config,
+    generator_class=StyleGAN3Generator,
+)

@@ -1,12 +1,15 @@
-"""Training settings: one dataclass, filled from defaults, a config file and the command line, then checked.
+"""Training settings: the run settings every run has plus its architecture's own (the settings class its
+description names), filled from defaults, a config file and the command line, then checked.
 
-`resolve_config` turns a user's partial settings into a complete `TrainConfig` with every architecture default
-written out, which the run directory stores as `config.json`, so a run always records what it actually did.
+`resolve_config` turns a user's partial settings into a complete config with every default written out, which
+the run directory stores as `config.json`, so a run always records what it actually did. A run's config is an
+instance of `config_class(architecture)`: a dataclass with exactly the run settings and that architecture's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 from dataclasses import dataclass
@@ -14,19 +17,25 @@ from pathlib import Path
 from typing import Any
 
 from facegen.errors import FacegenError
+from facegen.models import Architecture, get_architecture, trainable_architectures
+from facegen.models.architecture import is_whole_number, require_whole_numbers_above_zero
 
-ARCHITECTURES = ("dcgan", "wgan-gp", "progan", "cdcgan")
-DCGAN_FAMILY = ("dcgan", "wgan-gp", "cdcgan")
-DCGAN_RESOLUTIONS = (32, 64)
-PROGAN_RESOLUTIONS = tuple(2**power for power in range(2, 9))  # 4 .. 256, the cap the app offers
+# Runs started before each architecture had its own settings stored every architecture's settings in config.json.
+# Those their architecture lacks never had an effect; resuming such a run drops them.
+FORMERLY_SHARED_SETTINGS = frozenset(
+    {"generator_channels", "discriminator_channels", "fmap_base", "fmap_max", "start_resolution", "phase_steps",
+     "n_critic", "gp_weight", "drift_weight"}
+)  # fmt: skip
 
 
 class ConfigError(FacegenError):
     """A training setting that cannot work, named with the fix."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
+    """The settings of a run, whatever it trains; `config_class` adds the architecture's."""
+
     arch: str
     data: str
     steps: int
@@ -34,22 +43,6 @@ class TrainConfig:
     batch: int = 64
     seed: int = 0
     deterministic: bool = False
-    # None: the architecture's default, filled in by resolve_config
-    resolution: int | None = None  # DCGAN family: 32 or 64; ProGAN: the final resolution (the growth cap)
-    z_dim: int | None = None
-    generator_channels: int = 64  # DCGAN family: ngf
-    discriminator_channels: int = 64  # DCGAN family: ndf
-    fmap_base: int = 8192  # ProGAN: features per stage are min(fmap_base / 2^stage, fmap_max)
-    fmap_max: int = 512
-    start_resolution: int | None = None  # ProGAN: where growing starts
-    phase_steps: int | None = None  # ProGAN: steps per fade-in and per stable phase; None splits `steps` evenly
-    lr: float | None = None
-    beta1: float | None = None
-    beta2: float | None = None
-    n_critic: int | None = None  # critic updates per generator update
-    gp_weight: float = 10.0  # WGAN-GP lambda
-    drift_weight: float = 0.001  # ProGAN eps_drift
-    ema_decay: float | None = None  # generator moving average; 0 turns it off
     mirror: bool = True  # random horizontal flips of the training images
     log_every: int = 10
     sample_every: int = 100
@@ -64,33 +57,39 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
-    @property
-    def batches_per_step(self) -> int:
-        """Real batches one step (one generator update) consumes: one per critic update."""
-        return self.n_critic or 1
 
-    @property
-    def uses_ema(self) -> bool:
-        return bool(self.ema_decay)
-
-
-ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
-    # Radford et al. / the PyTorch DCGAN tutorial
-    "dcgan": dict(resolution=64, z_dim=100, lr=2e-4, beta1=0.5, beta2=0.999, n_critic=1, ema_decay=0.0),
-    "cdcgan": dict(resolution=64, z_dim=100, lr=2e-4, beta1=0.5, beta2=0.999, n_critic=1, ema_decay=0.0),
-    # Gulrajani et al. 2017, algorithm 1
-    "wgan-gp": dict(resolution=64, z_dim=100, lr=1e-4, beta1=0.0, beta2=0.9, n_critic=5, ema_decay=0.0),
-    # Karras et al. 2018 / NVIDIA's config.py
-    "progan": dict(resolution=256, z_dim=512, lr=1e-3, beta1=0.0, beta2=0.99, n_critic=1, ema_decay=0.999, start_resolution=16),
-}
+@functools.cache
+def config_class(architecture: Architecture) -> type[TrainConfig]:
+    """The run settings plus `architecture`'s training settings, as one frozen dataclass."""
+    if architecture.training is None:
+        raise ValueError(f"{architecture.name} is not trained by facegen")
+    settings_class = architecture.training.settings_class
+    # the settings class first, so its methods win; the run settings' fields still come first in config.json
+    return dataclasses.make_dataclass(
+        f"{settings_class.__name__}Config", (), bases=(settings_class, TrainConfig), frozen=True, kw_only=True
+    )
 
 
-def field_names() -> tuple[str, ...]:
-    return tuple(field.name for field in dataclasses.fields(TrainConfig))
+def field_names(architecture: Architecture) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(config_class(architecture)))
+
+
+def trained_architecture(name: Any) -> Architecture:
+    """The description of the trainable architecture `name`; ConfigError naming the choices otherwise."""
+    trainable = trainable_architectures()
+    for architecture in trainable:
+        if architecture.name == name:
+            return architecture
+    choices = ", ".join(architecture.name for architecture in trainable)
+    try:
+        get_architecture(name)
+    except ValueError:
+        raise ConfigError(f"Unknown architecture {name!r}. Choose one of: {choices}.") from None
+    raise ConfigError(f"facegen runs pretrained {name} networks but does not train them. Choose one of: {choices}.")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Settings from a .json or .toml file whose keys are TrainConfig's fields (dashes allowed for underscores)."""
+    """Settings from a .json or .toml file whose keys are the settings' names (dashes allowed for underscores)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -107,79 +106,64 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_config(settings: dict[str, Any]) -> TrainConfig:
-    """Fill architecture defaults into `settings` and check every value; raises ConfigError naming the fix."""
-    unknown = sorted(set(settings) - set(field_names()))
+    """Fill the architecture's defaults into `settings` and check every value; raises ConfigError naming the fix.
+
+    A setting given as None takes its default.
+    """
+    if settings.get("arch") in (None, ""):
+        raise ConfigError("Missing setting 'arch': give --arch (or 'arch' in the config file).")
+    architecture = trained_architecture(settings["arch"])
+    known = field_names(architecture)
+    unknown = sorted(set(settings) - set(known))
     if unknown:
-        raise ConfigError(f"Unknown setting(s) {', '.join(unknown)}. Known settings: {', '.join(field_names())}.")
-    for required in ("arch", "data", "steps"):
+        raise ConfigError(
+            f"Unknown setting(s) {', '.join(unknown)} for {architecture.name}. Its settings: {', '.join(known)}."
+        )
+    for required in ("data", "steps"):
         if settings.get(required) in (None, ""):
             raise ConfigError(f"Missing setting '{required}': give --{required} (or '{required}' in the config file).")
-    arch = settings["arch"]
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"Unknown architecture {arch!r}. Choose one of: {', '.join(ARCHITECTURES)}.")
-    values = dict(settings)
-    for name, default in ARCHITECTURE_DEFAULTS[arch].items():
-        if values.get(name) is None:
-            values[name] = default
-    if arch == "progan" and settings.get("start_resolution") is None and isinstance(values["resolution"], int):
-        values["start_resolution"] = min(values["start_resolution"], values["resolution"])
-    config = TrainConfig(**values)
-    check_config(config)
+    config = config_class(architecture)(**{name: value for name, value in settings.items() if value is not None})
+    check_config(config, architecture)
     return config
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_config(config: TrainConfig) -> None:
-    for name in ("steps", "batch", "log_every", "sample_every", "checkpoint_every", "sample_count", "n_critic"):
-        value = getattr(config, name)
-        _require(_is_int(value) and value > 0, f"{name} must be a whole number above 0, not {value!r}.")
-    _require(_is_int(config.seed) and config.seed >= 0, f"seed must be a whole number >= 0, not {config.seed!r}.")
-    _require(
-        _is_int(config.keep_checkpoints) and config.keep_checkpoints >= 1,
-        f"keep_checkpoints must be at least 1 (the newest checkpoint is what --resume needs), not {config.keep_checkpoints!r}.",
+def resolve_run_config(stored: dict[str, Any]) -> TrainConfig:
+    """`resolve_config` for a run's own config.json, including those of runs that stored every architecture's
+    settings (FORMERLY_SHARED_SETTINGS)."""
+    known = field_names(trained_architecture(stored.get("arch")))
+    return resolve_config(
+        {name: value for name, value in stored.items() if name in known or name not in FORMERLY_SHARED_SETTINGS}
     )
-    _require(isinstance(config.lr, (int, float)) and config.lr > 0, f"lr must be a positive number, not {config.lr!r}.")
-    for name in ("beta1", "beta2"):
-        value = getattr(config, name)
-        _require(isinstance(value, (int, float)) and 0 <= value < 1, f"{name} must be in [0, 1), not {value!r}.")
-    _require(
-        isinstance(config.ema_decay, (int, float)) and 0 <= config.ema_decay < 1,
-        f"ema_decay must be in [0, 1) (0 turns the moving average off), not {config.ema_decay!r}.",
+
+
+def check_config(config: TrainConfig, architecture: Architecture) -> None:
+    try:
+        require_whole_numbers_above_zero(config, "steps", "batch", "log_every", "sample_every", "checkpoint_every", "sample_count")
+        if not (is_whole_number(config.seed) and config.seed >= 0):
+            raise ValueError(f"seed must be a whole number >= 0, not {config.seed!r}.")
+        if not (is_whole_number(config.keep_checkpoints) and config.keep_checkpoints >= 1):
+            raise ValueError(
+                "keep_checkpoints must be at least 1 (the newest checkpoint is what --resume needs), not "
+                f"{config.keep_checkpoints!r}."
+            )
+        check_resolution(config.resolution, architecture)
+        config.check()
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def check_resolution(resolution: Any, architecture: Architecture) -> None:
+    resolutions = architecture.training.resolutions
+    if resolution in resolutions:
+        return
+    choices = str(resolutions[0]) if len(resolutions) == 1 else f"{', '.join(map(str, resolutions[:-1]))} or {resolutions[-1]}"
+    larger = [
+        other.name
+        for other in trainable_architectures()
+        if is_whole_number(resolution) and max(other.training.resolutions) >= resolution > max(resolutions)
+    ]
+    suggestion = f", or train larger faces with --arch {' or '.join(larger)}" if larger else ""
+    raise ValueError(
+        f"{architecture.name} trains at {choices} pixels, not {resolution!r}. Use --resolution with one of "
+        f"those{suggestion}."
     )
-    _require(_is_int(config.z_dim) and config.z_dim > 0, f"z_dim must be a whole number above 0, not {config.z_dim!r}.")
-    if config.arch in DCGAN_FAMILY:
-        _require(
-            config.resolution in DCGAN_RESOLUTIONS,
-            f"{config.arch} trains at 32 or 64 pixels, not {config.resolution!r}. Use --resolution 64 (or 32), or "
-            "--arch progan for larger faces.",
-        )
-        for name in ("generator_channels", "discriminator_channels"):
-            value = getattr(config, name)
-            _require(_is_int(value) and value > 0, f"{name} must be a whole number above 0, not {value!r}.")
-    if config.arch == "progan":
-        allowed = ", ".join(map(str, PROGAN_RESOLUTIONS))
-        _require(
-            config.resolution in PROGAN_RESOLUTIONS,
-            f"ProGAN's final resolution must be one of {allowed}, not {config.resolution!r}.",
-        )
-        _require(
-            config.start_resolution in PROGAN_RESOLUTIONS and config.start_resolution <= config.resolution,
-            f"ProGAN's start_resolution must be one of {allowed} and at most resolution ({config.resolution}), "
-            f"not {config.start_resolution!r}.",
-        )
-        _require(
-            config.phase_steps is None or (_is_int(config.phase_steps) and config.phase_steps > 0),
-            f"phase_steps must be a whole number above 0 (or unset to split the steps evenly), not {config.phase_steps!r}.",
-        )
-        _require(
-            _is_int(config.fmap_base) and _is_int(config.fmap_max) and config.fmap_base > 0 and config.fmap_max > 0,
-            "fmap_base and fmap_max must be whole numbers above 0.",
-        )

@@ -1,4 +1,6 @@
-"""One training step per architecture: DCGAN (and its attribute-conditioned twin), WGAN-GP, ProGAN.
+"""The GAN trainer, composed of an architecture's parts: its networks, its objective (`objectives.py`), its
+conditioning on labels and its growth schedule (`growth.py`). Each architecture's description names the function
+that builds its parts (`facegen.train.architectures` for facegen's own).
 
 A trainer owns the networks and optimizers and turns real batches into one generator update; it does no file
 I/O (the loop and `checkpoints.py` do). All randomness of a step comes from the `noise` generator the loop passes
@@ -15,26 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
-from collections.abc import Iterator
+import importlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from facegen.generator import Generator, ModelInfo
+from facegen.models import Architecture
 from facegen.train import distributed
-from facegen.train.config import ConfigError, TrainConfig
-from facegen.train.losses import (
-    discriminator_bce_loss,
-    drift_penalty,
-    generator_bce_loss,
-    gradient_penalty,
-    wasserstein_critic_loss,
-    wasserstein_generator_loss,
-)
+from facegen.train.config import ConfigError, TrainConfig, trained_architecture
+from facegen.train.growth import ProgressiveGrowth
+from facegen.train.objectives import Objective
 
 # An EMA with decay 0.999 would average over the untrained start for thousands of steps; this ramp makes the
 # average follow the weights early on and reach the configured decay after a few hundred steps.
@@ -53,10 +50,6 @@ def frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for parameter, flag in zip(module.parameters(), flags):
             parameter.requires_grad_(flag)
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 
 def has_native_bfloat16(device: torch.device) -> bool:
@@ -80,48 +73,112 @@ class GeneratorSpec:
     info: dict[str, Any]
 
 
-class GANTrainer:
-    """Shared machinery: networks on the device, Adam optimizers, optional EMA, mixed precision, DDP wrapping."""
+@dataclass(frozen=True)
+class Conditioning:
+    """What the networks get besides noise: the data set's attribute labels, or nothing (no label names)."""
 
-    grows = False
+    label_names: tuple[str, ...] = ()
+
+    @classmethod
+    def for_architecture(cls, architecture: Architecture, data: str, attribute_names: tuple[str, ...]) -> Conditioning:
+        if not architecture.is_conditional:
+            return cls()
+        if not attribute_names:
+            raise ConfigError(
+                f"{architecture.name} learns from attribute labels, and {data} has none. Use a CelebA folder or zip "
+                "(list_attr_celeba.txt beside img_align_celeba/), or an hf: dataset with CelebA attribute columns; "
+                "or train --arch dcgan, which needs no labels."
+            )
+        return cls(tuple(attribute_names))
+
+    @property
+    def label_count(self) -> int:
+        return len(self.label_names)
+
+    def labels(self, batch_labels: torch.Tensor | None) -> torch.Tensor | None:
+        """What the networks are given for a batch whose images carry `batch_labels`."""
+        return batch_labels if self.label_names else None
+
+    def sample_labels(self, attributes: torch.Tensor | None, count: int) -> np.ndarray | None:
+        """Labels for the fixed sample grid: those of the first data set images, so the grid shows varied faces."""
+        if not self.label_names or attributes is None:
+            return None
+        rows = np.arange(count) % len(attributes)
+        return attributes[torch.from_numpy(rows)].float().numpy()
+
+    def info(self) -> dict[str, Any]:
+        """What a checkpoint records so the Sample page offers a toggle per attribute."""
+        if not self.label_names:
+            return {}
+        return {"c_dim": self.label_count, "label_names": list(self.label_names), "labels_are_attributes": True}
+
+
+@dataclass(frozen=True)
+class GANParts:
+    """What an architecture contributes to its trainer; its description's `training.trainer` function builds them."""
+
+    generator: nn.Module  # built from its config dataclass, kept as `generator.config`
+    discriminator: nn.Module
+    objective: Objective
+    growth: ProgressiveGrowth | None = None
+
+
+PartsBuilder = Callable[[TrainConfig, Conditioning], GANParts]
+
+
+class GANTrainer:
+    """Networks on the device, Adam optimizers, optional EMA, mixed precision, DDP wrapping; the parts decide the
+    step (objective), what the networks are conditioned on, and whether they grow."""
 
     def __init__(
         self,
         config: TrainConfig,
         device: torch.device,
         context: distributed.Distributed,
-        attribute_names: tuple[str, ...] = (),
+        architecture: Architecture,
+        parts: GANParts,
+        conditioning: Conditioning = Conditioning(),
     ) -> None:
         self.config = config
         self.device = device
-        self.attribute_names = attribute_names
+        self.architecture = architecture
+        self.objective = parts.objective
+        self.growth = parts.growth
+        self.conditioning = conditioning
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.autocast_dtype = torch.bfloat16 if config.amp and has_native_bfloat16(device) else None
-        generator, discriminator = self.build_networks()
-        self.generator = generator.to(device, memory_format=self.memory_format)
-        self.discriminator = discriminator.to(device, memory_format=self.memory_format)
-        self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False) if config.uses_ema else None
+        self.generator = parts.generator.to(device, memory_format=self.memory_format)
+        self.discriminator = parts.discriminator.to(device, memory_format=self.memory_format)
+        self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False) if config.ema_decay else None
         betas = (config.beta1, config.beta2)
         self.optimizers = {
             "generator": torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas),
             "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas),
         }
-        self.G = distributed.wrap(self.generator, context, device, self.grows)
-        self.D = distributed.wrap(self.discriminator, context, device, self.grows)
+        grows = self.growth is not None
+        self.G = distributed.wrap(self.generator, context, device, grows)
+        self.D = distributed.wrap(self.discriminator, context, device, grows)
 
-    # -- per architecture -----------------------------------------------------------------------------------
-    def build_networks(self) -> tuple[nn.Module, nn.Module]:
-        raise NotImplementedError
-
-    def generator_spec(self) -> GeneratorSpec:
-        raise NotImplementedError
-
-    def train_step(self, batches: list[Batch], noise: torch.Generator) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+    # -- a step ---------------------------------------------------------------------------------------------
+    @property
+    def batches_per_step(self) -> int:
+        """Real batches one step (one generator update) consumes: one per critic update."""
+        return self.objective.batches_per_step
 
     def prepare(self, step: int) -> dict[str, float]:
-        """Set up for `step` (1-based); returns facts to log about it (ProGAN: resolution and fade-in)."""
-        return {}
+        """Set up for `step` (1-based); returns facts to log about it (growing: resolution and fade-in)."""
+        return {} if self.growth is None else self.growth.prepare(list(self.networks().values()), step)
+
+    def train_step(self, batches: list[Batch], noise: torch.Generator) -> dict[str, torch.Tensor]:
+        return self.objective.step(self, batches, noise)
+
+    def real_images(self, reals: torch.Tensor) -> torch.Tensor:
+        if self.growth is None:
+            return reals
+        return self.growth.real_images(reals, self.generator).contiguous(memory_format=self.memory_format)
+
+    def frozen_discriminator(self) -> contextlib.AbstractContextManager:
+        return frozen(self.discriminator)
 
     # -- shared ---------------------------------------------------------------------------------------------
     @property
@@ -136,6 +193,14 @@ class GANTrainer:
 
     def sampling_network(self) -> nn.Module:
         return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def sample_labels(self, attributes: torch.Tensor | None) -> np.ndarray | None:
+        return self.conditioning.sample_labels(attributes, self.config.sample_count)
+
+    def generator_spec(self) -> GeneratorSpec:
+        resolution = self.config.resolution if self.growth is None else self.growth.current_resolution(self.generator)
+        info = {"family": self.config.arch, "resolution": resolution, **self.conditioning.info()}
+        return GeneratorSpec(self.architecture.checkpoint_architecture, self.generator.config, info)
 
     def sampling_generator(self, model_id: str) -> Generator:
         """A Generator over a copy of the network checkpoints load by default (the EMA one when kept)."""
@@ -180,215 +245,17 @@ class GANTrainer:
             for average, current in zip(self.generator_ema.buffers(), self.generator.buffers()):
                 average.copy_(current)
 
-    def base_info(self) -> dict[str, Any]:
-        return {"family": self.config.arch, "resolution": self.config.resolution}
 
-
-class DCGANTrainer(GANTrainer):
-    """Radford et al.'s DCGAN with the tutorial's step: D on real, D on fake, D update, then G through D."""
-
-    def build_networks(self) -> tuple[nn.Module, nn.Module]:
-        from facegen.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
-
-        config = self.dcgan_config()
-        generator, discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
-        generator.apply(init_dcgan_weights)
-        discriminator.apply(init_dcgan_weights)
-        return generator, discriminator
-
-    def dcgan_config(self):
-        from facegen.models.dcgan import DCGANConfig
-
-        config = self.config
-        return DCGANConfig(config.z_dim, config.generator_channels, config.discriminator_channels, config.resolution)
-
-    def generator_spec(self) -> GeneratorSpec:
-        return GeneratorSpec("dcgan", self.dcgan_config(), self.base_info())
-
-    def train_step(self, batches: list[Batch], noise: torch.Generator) -> dict[str, torch.Tensor]:
-        (reals, labels), = batches
-        # generated faces get the attributes of real ones, so their combinations follow the data's
-        fake_labels = labels
-        with self.autocast():
-            fakes = self.G(self.latents(len(reals), noise), fake_labels)
-            # real and fake go through D separately, as in the tutorial: batch norm sees each batch on its own
-            real_logits = self.D(reals, labels)
-            fake_logits = self.D(fakes.detach(), fake_labels)
-            loss_d = discriminator_bce_loss(real_logits.float(), fake_logits.float())
-        self.optimize("discriminator", loss_d)
-        with self.autocast(), frozen(self.discriminator):
-            loss_g = generator_bce_loss(self.discriminator(fakes, fake_labels).float())
-        self.optimize("generator", loss_g)
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
-            "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
-        }
-
-
-class CDCGANTrainer(DCGANTrainer):
-    """DCGAN conditioned on binary attributes; the dataset must carry them (CelebA's 40)."""
-
-    def build_networks(self) -> tuple[nn.Module, nn.Module]:
-        from facegen.models.cdcgan import CDCGANDiscriminator, CDCGANGenerator
-        from facegen.models.dcgan import init_dcgan_weights
-
-        if not self.attribute_names:
-            raise ConfigError(
-                f"cdcgan learns from attribute labels, and {self.config.data} has none. Use a CelebA folder or zip "
-                "(list_attr_celeba.txt beside img_align_celeba/), or an hf: dataset with CelebA attribute columns; "
-                "or train --arch dcgan."
-            )
-        config = self.cdcgan_config()
-        generator, discriminator = CDCGANGenerator(config), CDCGANDiscriminator(config)
-        generator.apply(init_dcgan_weights)
-        discriminator.apply(init_dcgan_weights)
-        return generator, discriminator
-
-    def cdcgan_config(self):
-        from facegen.models.cdcgan import CDCGANConfig
-
-        config = self.config
-        return CDCGANConfig(
-            config.z_dim, len(self.attribute_names), config.generator_channels, config.discriminator_channels,
-            config.resolution,
-        )  # fmt: skip
-
-    def generator_spec(self) -> GeneratorSpec:
-        info = dict(
-            self.base_info(),
-            c_dim=len(self.attribute_names),
-            label_names=list(self.attribute_names),
-            labels_are_attributes=True,
-        )
-        return GeneratorSpec("cdcgan", self.cdcgan_config(), info)
-
-
-class WGANGPTrainer(DCGANTrainer):
-    """Gulrajani et al.'s algorithm 1: n_critic critic updates with the gradient penalty per generator update."""
-
-    def build_networks(self) -> tuple[nn.Module, nn.Module]:
-        from facegen.models.dcgan import DCGANGenerator, init_dcgan_weights
-        from facegen.models.wgan_gp import WGANGPCritic
-
-        config = self.dcgan_config()
-        generator, critic = DCGANGenerator(config), WGANGPCritic(config)
-        generator.apply(init_dcgan_weights)
-        critic.apply(init_dcgan_weights)
-        return generator, critic
-
-    def critic_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
-        return wasserstein_critic_loss(real_scores, fake_scores) + self.config.gp_weight * penalty
-
-    def real_images(self, reals: torch.Tensor) -> torch.Tensor:
-        return reals
-
-    def train_step(self, batches: list[Batch], noise: torch.Generator) -> dict[str, torch.Tensor]:
-        totals: dict[str, torch.Tensor] = {}
-        for batch in batches:
-            reals, _ = batch
-            reals = self.real_images(reals)
-            with torch.no_grad(), self.autocast():
-                fakes = self.G(self.latents(len(reals), noise))
-            with self.autocast():
-                real_scores = self.D(reals).float()
-                fake_scores = self.D(fakes).float()
-                mix = torch.rand(len(reals), generator=noise, device=self.device)
-                penalty = gradient_penalty(self.D, reals, fakes, mix)
-                loss_d = self.critic_loss(real_scores, fake_scores, penalty)
-            self.optimize("discriminator", loss_d)
-            for name, value in (("loss_d", loss_d), ("gradient_penalty", penalty), ("d_real", real_scores.mean()), ("d_fake", fake_scores.mean())):
-                totals[name] = totals.get(name, 0) + value.detach() / len(batches)
-        with self.autocast(), frozen(self.discriminator):
-            fakes = self.G(self.latents(len(batches[-1][0]), noise))
-            loss_g = wasserstein_generator_loss(self.discriminator(fakes).float())
-        self.optimize("generator", loss_g)
-        return dict(totals, loss_g=loss_g.detach())
-
-    def base_info(self) -> dict[str, Any]:
-        return {"family": "wgan-gp", "resolution": self.config.resolution}
-
-
-@dataclass(frozen=True)
-class GrowthStage:
-    resolution: int
-    alpha: float  # weight of the newest resolution while it fades in; 1 when stable
-
-
-def growth_resolutions(config: TrainConfig) -> list[int]:
-    count = int(math.log2(config.resolution // config.start_resolution)) + 1
-    return [config.start_resolution * 2**index for index in range(count)]
-
-
-def growth_phase_steps(config: TrainConfig) -> int:
-    """Steps per phase: a stable phase at the start resolution, then a fade-in and a stable phase per doubling."""
-    phases = 2 * len(growth_resolutions(config)) - 1
-    return config.phase_steps or max(1, config.steps // phases)
-
-
-def growth_stage(config: TrainConfig, step: int) -> GrowthStage:
-    """The resolution and fade-in weight ProGAN trains at in `step` (1-based)."""
-    resolutions = growth_resolutions(config)
-    phase_steps = growth_phase_steps(config)
-    phase, position = divmod(step - 1, phase_steps)
-    if phase >= 2 * len(resolutions) - 1:
-        return GrowthStage(resolutions[-1], 1.0)
-    index = (phase + 1) // 2
-    fading = phase % 2 == 1
-    return GrowthStage(resolutions[index], (position + 1) / phase_steps if fading else 1.0)
-
-
-class ProGANTrainer(WGANGPTrainer):
-    """Karras et al.: WGAN-GP with drift, growing from start_resolution to resolution with fade-ins, EMA generator."""
-
-    grows = True
-
-    def build_networks(self) -> tuple[nn.Module, nn.Module]:
-        from facegen.models.progan import ProGANDiscriminator, ProGANGenerator
-
-        config = self.progan_config()
-        return ProGANGenerator(config), ProGANDiscriminator(config)
-
-    def progan_config(self):
-        from facegen.models.progan import ProGANConfig
-
-        config = self.config
-        return ProGANConfig(config.z_dim, config.resolution, config.fmap_base, config.fmap_max)
-
-    def prepare(self, step: int) -> dict[str, float]:
-        stage = growth_stage(self.config, step)
-        for network in self.networks().values():
-            network.set_growth(stage.resolution, stage.alpha)
-        return {"resolution": stage.resolution, "alpha": stage.alpha}
-
-    def real_images(self, reals: torch.Tensor) -> torch.Tensor:
-        """Reals at the growth resolution; while it fades in, blended with their blurrier half-resolution version
-        exactly as the generator blends its output (NVIDIA's process_reals)."""
-        resolution, alpha = self.generator.current_resolution, self.generator.alpha
-        if reals.shape[-1] != resolution:
-            reals = F.avg_pool2d(reals, reals.shape[-1] // resolution)
-        if alpha < 1.0:
-            coarse = F.interpolate(F.avg_pool2d(reals, 2), scale_factor=2, mode="nearest")
-            reals = torch.lerp(coarse, reals, alpha)
-        return reals.contiguous(memory_format=self.memory_format)
-
-    def critic_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
-        return super().critic_loss(real_scores, fake_scores, penalty) + self.config.drift_weight * drift_penalty(real_scores)
-
-    def generator_spec(self) -> GeneratorSpec:
-        return GeneratorSpec("progan", self.progan_config(), {"family": "progan", "resolution": self.generator.current_resolution})
-
-
-TRAINERS: dict[str, type[GANTrainer]] = {
-    "dcgan": DCGANTrainer,
-    "cdcgan": CDCGANTrainer,
-    "wgan-gp": WGANGPTrainer,
-    "progan": ProGANTrainer,
-}
+def parts_builder(architecture: Architecture) -> PartsBuilder:
+    module_name, function_name = architecture.training.trainer.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
 
 
 def build_trainer(
     config: TrainConfig, device: torch.device, context: distributed.Distributed, attribute_names: tuple[str, ...] = ()
 ) -> GANTrainer:
-    return TRAINERS[config.arch](config, device, context, attribute_names)
+    """The trainer `config.arch`'s description names; `attribute_names`: the data set's labels, if it has any."""
+    architecture = trained_architecture(config.arch)
+    conditioning = Conditioning.for_architecture(architecture, config.data, attribute_names)
+    parts = parts_builder(architecture)(config, conditioning)
+    return GANTrainer(config, device, context, architecture, parts, conditioning)

@@ -29,7 +29,7 @@ from facegen.sampling import SampleRequest, recipe_for, render
 from facegen.spec import RunRef
 from facegen.train import distributed, runs
 from facegen.train.checkpoints import TrainingProgress, check_resumable, load_checkpoint, save_checkpoint
-from facegen.train.config import ConfigError, TrainConfig, resolve_config
+from facegen.train.config import ConfigError, TrainConfig, resolve_run_config
 from facegen.train.gans import GANTrainer, build_trainer
 
 # How often the status file's heartbeat is refreshed even when no step is logged.
@@ -123,14 +123,6 @@ class TrainResult:
     step: int
     state: str  # finished or stopped
     checkpoint: Path | None
-
-
-def fixed_labels(config: TrainConfig, attributes: torch.Tensor | None) -> np.ndarray | None:
-    """For attribute-conditioned runs: the attributes of the first dataset images, so grids show varied faces."""
-    if config.arch != "cdcgan" or attributes is None:
-        return None
-    rows = np.arange(config.sample_count) % len(attributes)
-    return attributes[torch.from_numpy(rows)].float().numpy()
 
 
 def never_trained(run_dir: Path) -> bool:
@@ -243,9 +235,10 @@ class RunLoop:
     def train(self, trainer: GANTrainer, dataset, progress: TrainingProgress) -> TrainResult:
         config = self.config
         order = BatchOrder(len(dataset), config.batch, config.seed, config.mirror, self.context.rank, self.context.world_size)
-        labels = fixed_labels(config, dataset.attributes)
+        labels = trainer.sample_labels(dataset.attributes)
         step, images_seen = progress.step, progress.images_seen
-        images_per_step = config.batch * config.batches_per_step
+        batches_per_step = trainer.batches_per_step
+        images_per_step = config.batch * batches_per_step
         totals: dict[str, torch.Tensor] = {}
         interval_start, interval_first_step = time.perf_counter(), step
         checkpoint: Path | None = None
@@ -259,8 +252,8 @@ class RunLoop:
                 step += 1
                 stage = trainer.prepare(step)
                 batches = [
-                    trainer.to_device(dataset.batch(*order.batch_indices((step - 1) * config.batches_per_step + index)))
-                    for index in range(config.batches_per_step)
+                    trainer.to_device(dataset.batch(*order.batch_indices((step - 1) * batches_per_step + index)))
+                    for index in range(batches_per_step)
                 ]
                 metrics = trainer.train_step(batches, step_noise(config.seed, step, self.context.rank, self.device))
                 trainer.update_ema(step)
@@ -374,7 +367,10 @@ def resume_run(run_dir: str | Path, steps: int | None = None, progress: bool = T
     stored = json.loads((run_dir / runs.CONFIG_FILE).read_text())
     if steps is not None:
         stored["steps"] = steps
-    config = resolve_config(stored)
+    try:
+        config = resolve_run_config(stored)
+    except ConfigError as error:
+        raise ConfigError(f"{run_dir / runs.CONFIG_FILE}: {error}") from None
     if steps is not None:
         write_atomically(run_dir / runs.CONFIG_FILE, config.to_json().encode())
     return RunLoop(config, run_dir, resume=True, progress=progress).run()

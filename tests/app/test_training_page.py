@@ -188,3 +188,21 @@ def test_a_started_run_that_cannot_read_its_data_shows_as_crashed_with_the_reaso
     assert runs_table(app)["no-data"]["status"] == "crashed"
     message = next(error.value for error in app.error if "crashed at step 0" in error.value)
     assert "does not exist" in message and "no checkpoint" in message
+
+
+def test_the_architecture_picker_offers_each_architectures_resolutions_and_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGEN_RUNS", str(tmp_path))
+    app = open_page()
+    assert app.selectbox(key="new_arch").options == ["dcgan", "wgan-gp", "progan", "cdcgan"]
+    command = next(caption.value for caption in app.caption if caption.value.startswith("Runs `"))
+    assert app.selectbox(key="new_resolution").options == ["32", "64"] and app.selectbox(key="new_resolution").value == 64
+    assert "--generator-channels 64" in command and not app.number_input(key="new_channels").disabled
+
+    app.selectbox(key="new_arch").set_value("progan").run()
+    assert_no_exception(app)
+    resolution = app.selectbox(key="new_resolution")
+    assert resolution.options == ["4", "8", "16", "32", "64", "128", "256"] and resolution.value == 256
+    assert any(caption.value.startswith("ProGAN (Karras et al. 2018)") for caption in app.caption)
+    command = next(caption.value for caption in app.caption if caption.value.startswith("Runs `"))
+    assert "--arch progan" in command and "channels" not in command, "ProGAN has no such setting"
+    assert app.number_input(key="new_channels").disabled

@@ -78,5 +78,5 @@ def test_a_dataset_without_attributes_is_refused_with_the_fix(face_folder, tmp_p
     status = runs.read_status(tmp_path / "run")
     assert status["state"] == "crashed" and "attribute labels" in status["message"], "the Training page shows why"
 
-    fixed = dataclasses.replace(config, arch="dcgan", steps=1)
+    fixed = resolve_config({**dataclasses.asdict(config), "arch": "dcgan", "steps": 1})
     assert start_run(fixed, config.out, progress=False).state == "finished", "a run that never trained is replaced"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegen.data import open_dataset
 from facegen.formats.checkpoint import load_generator
 from facegen.images import read_recipe
 from facegen.spec import ModelIdentity, RunRef

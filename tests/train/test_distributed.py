@@ -14,12 +14,14 @@ from tests.train.conftest import TINY_DCGAN, train_env
 @pytest.mark.parametrize("arch", ["dcgan", "progan"])
 def test_two_processes_keep_equal_replicas_and_rank_0_writes_the_run(arch, face_folder, tmp_path, cache_dir):
     run_dir = tmp_path / "run"
-    progan = ("--start-resolution", "8", "--fmap-base", "64", "--fmap-max", "16")
+    # each architecture takes only its own settings
+    tiny = {"dcgan": TINY_DCGAN, "progan": ("--resolution", "32", "--z-dim", "8", "--start-resolution", "8",
+                                            "--fmap-base", "64", "--fmap-max", "16")}[arch]  # fmt: skip
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "facegen", "train", "--no-progress", "--arch", arch, "--data", str(face_folder), "--steps", "6",
         "--batch", "8", "--out", str(run_dir), "--log-every", "2", "--checkpoint-every", "3", "--cache-dir", cache_dir,
-        *TINY_DCGAN, *(progan if arch == "progan" else ()),
+        *tiny,
     ]  # fmt: skip
     result = subprocess.run(command, env=train_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

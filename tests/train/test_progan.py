@@ -19,7 +19,7 @@ from facegen.models.progan import (
 )
 from facegen.train import runs
 from facegen.train.config import resolve_config
-from facegen.train.gans import GrowthStage, growth_stage
+from facegen.train.growth import GrowthStage, growth_stage
 from facegen.train.loop import start_run
 
 TINY = ProGANConfig(z_dim=16, resolution=32, fmap_base=64, fmap_max=16)

@@ -25,6 +25,7 @@ def recipe_for(generator: Generator, request: SampleRequest) -> dict:
     recipe = asdict(request)
     recipe["labels"] = np.asarray(request.labels).tolist() if request.labels is not None else None
     recipe.update(model=generator.info.model_id, file_sha256=generator.info.file_sha256, family=generator.info.family)
+    recipe.update(device=str(generator.device), precision=generator.precision)
     return recipe
 
 

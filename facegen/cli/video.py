@@ -10,11 +10,11 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
+from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
 from facegen.errors import FacegenError
 from facegen.generator import NOISE_MODES
 from facegen.latent import EASINGS, INTERPOLATIONS, fill_keyframe_seeds, parse_seeds
-from facegen.registry import load_generator
 from facegen.video import (
     DEFAULT_SECONDS_PER_TRANSITION,
     SPACES,
@@ -70,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", action="store_const", const=True, help="print the keyframe seeds on each face")
     parser.add_argument("--recipe", metavar="PATH", help="render a recipe (.json beside a clip, or the .mp4) again")
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_device_options(parser)
     parser.add_argument("--out", action="append", required=True, help="walk.mp4 and/or walk.gif; repeat for both")
     parser.set_defaults(run=run)
 
@@ -78,6 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # everything cheap is checked before the model loads, so typos fail in milliseconds
     out_paths = check_clip_outputs(args.out)
+    device = checked_device(args)
     if args.recipe:
         recipe = _replayed_recipe(args)
     else:
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         recipe = _recipe_from_options(args)
     model_spec = args.model or recipe.model
     with download_bar(model_spec) as progress:
-        generator = load_generator(model_spec, device=args.device, progress=progress)
+        generator = load_generator_for(args, model_spec, device, progress)
     fingerprint = model_fingerprint(model_spec, generator)
     if args.recipe:
         check_recipe_model(recipe, fingerprint)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from facegen import device as devices
 from facegen.errors import FacegenError
 from facegen.inference import prepare_for_inference
 from facegen.spec import ModelIdentity
@@ -76,9 +77,17 @@ def latents_for_seeds(seeds: Sequence[int], z_dim: int) -> np.ndarray:
 
 
 def images_to_uint8(images: torch.Tensor) -> np.ndarray:
-    """NCHW float in [-1, 1] to NHWC uint8 with gen_images.py's rounding (x * 127.5 + 128, clamp, truncate)."""
+    """NCHW float in [-1, 1] to NHWC uint8 with gen_images.py's rounding (x * 127.5 + 128, clamp, truncate).
+
+    The conversion runs where the images are, so a GPU sends a quarter of the bytes to the host.
+    """
+    return images_to_uint8_tensor(images).cpu().numpy()
+
+
+def images_to_uint8_tensor(images: torch.Tensor) -> torch.Tensor:
+    """`images_to_uint8` as an NHWC uint8 tensor on the images' device."""
     pixels = (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).cpu().numpy()
+    return pixels.permute(0, 2, 3, 1)
 
 
 def check_truncation_psi(truncation_psi: float) -> float:
@@ -113,6 +122,24 @@ class Generator:
         # The network under its own parameter names, as `save_generator` writes it: inference preparation may
         # fold layers into others (batch norm), and a folded network no longer fits its architecture's config.
         self.exportable_network = network
+        self.compute_dtype = torch.float32
+
+    @property
+    def precision(self) -> str:
+        """The number format images are computed in: 'fp32', 'bf16' or 'fp16' (see facegen.device)."""
+        return devices.PRECISION_NAMES[self.compute_dtype]
+
+    def set_precision(self, precision: str) -> Generator:
+        """Compute in `precision` (auto, fp32, bf16, fp16) from now on; refused where the device only emulates it.
+
+        fp32 turns TF32 off on GPUs, so their pixels match the CPU's within float error.
+        """
+        dtype = devices.choose_dtype(precision, self.device, self.network)
+        devices.apply_dtype(self.network, dtype)
+        self.compute_dtype = dtype
+        if self.device.type == "cuda" and dtype == torch.float32:
+            devices.use_exact_float32()
+        return self
 
     # -- facts the UI needs -------------------------------------------------------------------------------
     @property
@@ -132,8 +159,14 @@ class Generator:
         return self.info.has_w_space
 
     def to(self, device: str | torch.device) -> Generator:
+        """Move to `device`; a lower precision the new device cannot compute natively falls back to float32."""
         self.device = torch.device(device)
         self.network.to(self.device)
+        if self.compute_dtype != torch.float32:
+            try:
+                self.set_precision(self.precision)
+            except FacegenError:
+                self.set_precision("fp32")
         return self
 
     # -- inputs -------------------------------------------------------------------------------------------
@@ -182,7 +215,8 @@ class Generator:
         batch_size: int = 16,
     ) -> torch.Tensor:
         """Latents [N, z_dim] to float images [N, 3, H, W] on the CPU, computed in batches."""
-        return torch.cat(list(self.iter_render(latents, labels, truncation_psi, noise_mode, batch_size)))
+        batches = self.iter_render(latents, labels, truncation_psi, noise_mode, batch_size)
+        return torch.cat([images.cpu() for images in batches])
 
     def iter_render(
         self,
@@ -192,7 +226,10 @@ class Generator:
         noise_mode: NoiseMode = "const",
         batch_size: int = 16,
     ) -> Iterator[torch.Tensor]:
-        """Like `render`, one batch at a time, so long renders (videos) keep memory flat."""
+        """Like `render`, one batch at a time, so long renders (videos) keep memory flat.
+
+        Batches stay on the generator's device (float32), so GPU callers convert or measure them there.
+        """
         truncation_psi = check_truncation_psi(truncation_psi)
         check_noise_mode(noise_mode)
         z = torch.as_tensor(np.asarray(latents, dtype=np.float32))
@@ -200,12 +237,12 @@ class Generator:
             raise FacegenError(f"Latents have shape {tuple(z.shape)}; this model needs [N, {self.z_dim}].")
         c = self.label_matrix(labels, len(z))
         for start in range(0, len(z), batch_size):
-            with torch.inference_mode():
+            with torch.inference_mode(), devices.autocast(self.device, self.network, self.compute_dtype):
                 batch_c = None if c is None else c[start : start + batch_size].to(self.device)
                 images = self.network(
                     z[start : start + batch_size].to(self.device), batch_c, truncation_psi, noise_mode
                 )
-            yield images.float().cpu()
+            yield images.float()
 
     def sample(
         self,
@@ -225,7 +262,8 @@ class Generator:
             raise FacegenError("Give either seeds or latents.")
         if seeds is not None:
             latents = self.latents_for_seeds(seeds)
-        return images_to_uint8(self.render(latents, labels, truncation_psi, noise_mode, batch_size))
+        batches = self.iter_render(latents, labels, truncation_psi, noise_mode, batch_size)
+        return np.concatenate([images_to_uint8(images) for images in batches])
 
     # -- W space (StyleGAN) -------------------------------------------------------------------------------
     def _require_w_space(self) -> None:
@@ -248,9 +286,17 @@ class Generator:
         c = None if c is None else c.to(self.device)
         return self.network.mapping(z, c, truncation_psi, truncation_cutoff).float().cpu()
 
-    @torch.inference_mode()
     def synthesize(self, ws: torch.Tensor, noise_mode: NoiseMode = "const") -> torch.Tensor:
         """ws [N, num_ws, w_dim] to float images [N, 3, H, W] on the CPU."""
+        return self._synthesize_on_device(ws, noise_mode).cpu()
+
+    def synthesize_uint8(self, ws: torch.Tensor, noise_mode: NoiseMode = "const") -> np.ndarray:
+        """ws [N, num_ws, w_dim] to uint8 NHWC images, converted on the generator's device."""
+        return images_to_uint8(self._synthesize_on_device(ws, noise_mode))
+
+    @torch.inference_mode()
+    def _synthesize_on_device(self, ws: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
         self._require_w_space()
         check_noise_mode(noise_mode)
-        return self.network.synthesis(ws.to(self.device), noise_mode).float().cpu()
+        with devices.autocast(self.device, self.network, self.compute_dtype):
+            return self.network.synthesis(ws.to(self.device), noise_mode).float()

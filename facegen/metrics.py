@@ -29,7 +29,8 @@ import torch
 from facegen import hub
 from facegen.data import DatasetReport, FaceDataset, open_dataset
 from facegen.errors import FacegenError, FetchError
-from facegen.generator import Generator, images_to_uint8
+from facegen.device import use_exact_float32
+from facegen.generator import Generator, images_to_uint8_tensor
 from facegen.images import write_atomically
 
 INCEPTION_INPUT_SIZE = 299
@@ -115,8 +116,8 @@ class InceptionFeatures:
         return hashlib.sha256(self.name.encode()).hexdigest()[:12]
 
     @torch.inference_mode()
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images [N, H, W, 3] (any H, W) -> float32 features [N, 2048]."""
+    def __call__(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        """uint8 images [N, H, W, 3] (any H, W; an array, or a tensor on any device) -> float32 features [N, 2048]."""
         features = [np.zeros((0, FEATURE_DIM), np.float32)]
         for start in range(0, len(images), self.batch_size):
             batch = torch.as_tensor(images[start : start + self.batch_size], device=self.device)
@@ -371,6 +372,8 @@ def evaluate_generator(
     Conditional models get labels drawn uniformly (seed 0): a random class each, or each attribute on or off.
     """
     check_generated_count(n)
+    if generator.device.type == "cuda":
+        use_exact_float32()  # Inception features in TF32 would shift FID, as NVIDIA's calc_metrics.py notes
     dataset = open_reference(real_source, generator.resolution, cache_dir, progress is not None)
     extractor = extractor or InceptionFeatures.load(generator.device, batch_size)
     reference = dataset_stats(dataset, str(real_source), extractor, max_reference_images, cache_dir, progress)
@@ -380,7 +383,7 @@ def evaluate_generator(
     if progress:
         progress("generated", 0, n)
     for images in generator.iter_render(latents, labels, truncation_psi, "random", batch_size):
-        features.append(extractor(images_to_uint8(images)))
+        features.append(extractor(images_to_uint8_tensor(images)))  # pixels stay on the generator's device
         done += len(images)
         if progress:
             progress("generated", done, n)

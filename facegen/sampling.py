@@ -34,6 +34,7 @@ def recipe_for(generator: Generator, request: SampleRequest) -> dict:
         model_sha256=identity.weights_sha256 if identity else None,
         family=generator.info.family,
     )
+    recipe.update(device=str(generator.device), precision=generator.precision)
     return recipe
 
 

@@ -38,7 +38,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from facegen.errors import FacegenError
-from facegen.generator import Generator, check_noise_mode, check_truncation_psi, images_to_uint8
+from facegen.generator import Generator, check_noise_mode, check_truncation_psi
 from facegen.images import check_writable_dir
 from facegen.latent import (
     MAX_SEED,
@@ -322,12 +322,12 @@ class ClipFrames:
         vectors = self.path.at(self.positions[frame_indices])
         flat = vectors.reshape(-1, *vectors.shape[2:])
         if recipe.space == "w":
-            images = self.generator.synthesize(torch.from_numpy(np.ascontiguousarray(flat)), recipe.noise_mode)
+            pixels = self.generator.synthesize_uint8(torch.from_numpy(np.ascontiguousarray(flat)), recipe.noise_mode)
         else:
-            images = self.generator.render(
-                flat, recipe.conditioning, recipe.truncation_psi, recipe.noise_mode, batch_size=len(flat)
+            pixels = self.generator.sample(
+                latents=flat, labels=recipe.conditioning, truncation_psi=recipe.truncation_psi,
+                noise_mode=recipe.noise_mode, batch_size=len(flat),
             )
-        pixels = images_to_uint8(images)
         return pixels.reshape(len(frame_indices), recipe.cells, *pixels.shape[1:])
 
     def compose(self, cell_images: np.ndarray, frame_indices: np.ndarray) -> np.ndarray:

@@ -9,7 +9,14 @@ from facegen.compare import Comparison, compare_models, evaluate_models, quality
 from facegen.images import RESAMPLE_FILTERS, make_grid
 from facegen.metrics import InceptionFeatures
 from facegen.registry import list_model_choices
-from facegen.ui.widgets import ready_generator, route_through_app, run_or_show_error, seed_input
+from facegen.ui.widgets import (
+    chosen_device,
+    device_picker,
+    ready_generator,
+    route_through_app,
+    run_or_show_error,
+    seed_input,
+)
 
 MAX_SEEDS = 16
 DISPLAY_SIZES = ("Largest model", 64, 128, 256, 512)
@@ -35,6 +42,7 @@ with st.sidebar:
         help="A checkpoint of a run (run:starter@200) or any .pkl, .safetensors or .pt file.",
     )
     selection = seed_input(default="0-7", key="seeds", container=st.sidebar)
+    device_picker()
     size_choice = st.selectbox(
         "Display size",
         DISPLAY_SIZES,
@@ -123,8 +131,8 @@ st.caption(
 
 
 @st.cache_resource(show_spinner="Loading the Inception network…")
-def inception() -> InceptionFeatures:
-    return InceptionFeatures.load()
+def inception(device: str) -> InceptionFeatures:
+    return InceptionFeatures.load(device)
 
 
 if st.button("Compute FID/KID", key="compute_metrics", disabled=not reference.strip()):
@@ -137,7 +145,7 @@ if st.button("Compute FID/KID", key="compute_metrics", disabled=not reference.st
         )
 
     results = run_or_show_error(
-        lambda: evaluate_models(generators, reference.strip(), int(n), inception(), show_progress)
+        lambda: evaluate_models(generators, reference.strip(), int(n), inception(chosen_device()[0]), show_progress)
     )
     bar.empty()
     if results is not None:

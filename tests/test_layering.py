@@ -27,6 +27,7 @@ BENEATH: dict[str, tuple[str, ...]] = {
 }
 # each name stands for the module of that name and, for a package, every module inside it
 MODULE_LAYERS: dict[str, str] = {
+    "facegen.device": "foundation",
     "facegen.errors": "foundation",
     "facegen.hub": "foundation",
     "facegen.images": "foundation",

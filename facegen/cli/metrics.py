@@ -7,11 +7,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
 from facegen.generator import check_truncation_psi
 from facegen.images import check_writable_dir, write_atomically
 from facegen.metrics import MetricsProgress, MetricsResult, check_generated_count, evaluate_generator
-from facegen.registry import load_generator
 
 STAGE_LABELS = {"reference": "reference images", "generated": "generated images"}
 
@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--real-max", type=int, help="use a fixed random subset of at most this many real images")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi; 1.0 (none) is the standard")
     parser.add_argument("--batch", type=int, default=32, help="images per forward pass")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_device_options(parser)  # --precision: the generator's; Inception always runs in float32
     parser.set_defaults(run=run)
 
 
@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     check_truncation_psi(args.psi)
     if args.json is not None:
         check_writable_dir(args.json.parent.resolve())
+    device = checked_device(args)
     with download_bar(args.model) as download_progress:
-        generator = load_generator(args.model, device=args.device, progress=download_progress)
+        generator = load_generator_for(args, args.model, device, download_progress)
     with TqdmProgress() as progress:
         result = evaluate_generator(
             generator,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
 from facegen.generator import NOISE_MODES, check_noise_mode, check_truncation_psi
 from facegen.images import check_output_target
 from facegen.latent import parse_seeds
-from facegen.registry import load_generator
 from facegen.sampling import SampleRequest, render_and_save
 from facegen.train.runs import keep_recipe_checkpoint
 
@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--noise-mode", default="const", choices=NOISE_MODES)
     parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_device_options(parser)
     parser.add_argument("--out", required=True, help="grid.png for one grid, or DIR/ for one PNG per seed")
     parser.set_defaults(run=run)
 
@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
         labels=args.class_index,
     )
     check_output_target(args.out)
+    device = checked_device(args)
     with download_bar(args.model) as progress:
-        generator = load_generator(args.model, device=args.device, progress=progress)
+        generator = load_generator_for(args, args.model, device, progress)
     keep_recipe_checkpoint(generator.identity.spec)
     for path in render_and_save(generator, request, args.out, batch_size=args.batch):
         print(path)

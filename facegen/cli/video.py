@@ -10,11 +10,12 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
+from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
 from facegen.errors import FacegenError
 from facegen.generator import NOISE_MODES
 from facegen.latent import EASINGS, INTERPOLATIONS, fill_keyframe_seeds, parse_seeds
-from facegen.registry import load_generator, load_recorded_generator
+from facegen.registry import load_recorded_generator
 from facegen.train.runs import keep_recipe_checkpoint
 from facegen.video import (
     DEFAULT_SECONDS_PER_TRANSITION,
@@ -70,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", action="store_const", const=True, help="print the keyframe seeds on each face")
     parser.add_argument("--recipe", metavar="PATH", help="render a recipe (.json beside a clip, or the .mp4) again")
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_device_options(parser)
     parser.add_argument("--out", action="append", required=True, help="walk.mp4 and/or walk.gif; repeat for both")
     parser.set_defaults(run=run)
 
@@ -78,6 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # everything cheap is checked before the model loads, so typos fail in milliseconds
     out_paths = check_clip_outputs(args.out)
+    device = checked_device(args)
     if args.recipe:
         recipe = _replayed_recipe(args)
     else:
@@ -88,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
     with download_bar(model_spec) as progress:
         if args.recipe:
             generator = load_recorded_generator(
-                model_spec, recipe.model_sha256, f"the recipe {args.recipe}", args.device, progress
-            )
+                model_spec, recipe.model_sha256, f"the recipe {args.recipe}", str(device), progress
+            ).set_precision(args.precision)
         else:
-            generator = load_generator(model_spec, device=args.device, progress=progress)
+            generator = load_generator_for(args, model_spec, device, progress)
     if not args.recipe:
         recipe = dataclasses.replace(recipe, space=args.space or ("w" if generator.has_w_space else "z"))
     recipe = recipe_for_generator(recipe, generator)

@@ -60,6 +60,7 @@ def convert_stylegan3(g: PersistentModule) -> tuple[StyleGAN3Config, dict[str, t
         use_radial_filters=any(layer.down_radial for layer in layers),
         conv_clamp=None if clamp is None else float(clamp),
         output_scale=float(_attribute(synthesis, "output_scale")),
+        num_fp16_res=int(init_kwargs.get("num_fp16_res", 4)),  # NVIDIA's default when the pickle omits it
         input_geometry=_input_geometry(synthesis.find("input")),
         layers=layers,
         **schedule,

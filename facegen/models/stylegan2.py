@@ -46,7 +46,7 @@ class StyleGAN2Config:
     architecture: str = "skip"  # 'skip' | 'orig' | 'resnet'
     resample_filter: tuple[float, ...] = (1, 3, 3, 1)  # 1-D taps of the separable up-sampling low-pass filter
     use_noise: bool = True
-    num_fp16_res: int = 0  # on CUDA, run the blocks of the top N resolutions in float16 (never on CPU)
+    num_fp16_res: int = 0  # the top N resolutions' blocks are the ones NVIDIA runs in float16 on CUDA
 
     def __post_init__(self) -> None:
         if self.img_resolution < 4 or self.img_resolution & (self.img_resolution - 1):
@@ -156,6 +156,14 @@ def modulated_conv2d(
     x [N, in, H, W], weight [out, in, k, k], styles [N, in], output_scale [N, out] (demodulation and gains),
     bias [out]; result [N, out, H', W'].
     """
+    if x.dtype == torch.float16:
+        # NVIDIA's pre-normalisation against float16 overflow: demodulation is blind to the scale of the styles
+        # and of each output channel's weights, so both are divided by their largest value and the output scale
+        # takes the factors back.
+        style_peak = styles.abs().amax(dim=1, keepdim=True)
+        weight_peak = weight.abs().amax(dim=(1, 2, 3))
+        styles, weight = styles / style_peak, weight / weight_peak.view(-1, 1, 1, 1)
+        output_scale = output_scale * style_peak * weight_peak
     if x.shape[0] == 1:
         # The kernel is written in the channels-last layout oneDNN works in, which saves it a copy.
         out_channels, in_channels, kernel_height, kernel_width = weight.shape
@@ -337,6 +345,7 @@ class SynthesisBlock(nn.Module):
         super().__init__()
         self.architecture = config.architecture
         self.use_fp16 = config.uses_fp16(resolution)
+        self.compute_dtype = torch.float32  # set through StyleGAN2Generator.set_compute_dtype
         is_first, is_last = in_channels == 0, resolution == config.img_resolution
         if is_first:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
@@ -353,7 +362,7 @@ class SynthesisBlock(nn.Module):
     def forward(
         self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        dtype = torch.float16 if self.use_fp16 and ws.device.type == "cuda" else torch.float32
+        dtype = self.compute_dtype
         if x is None:
             x = self.const.to(dtype).expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=torch.channels_last)
             x = self.conv1(x, ws[:, 0], noise_mode)
@@ -417,6 +426,15 @@ class StyleGAN2Generator(nn.Module):
     ) -> torch.Tensor:
         return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), noise_mode)
 
+    def has_float16_blocks(self) -> bool:
+        return self.config.num_fp16_res > 0
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> None:
+        """Synthesis blocks compute in `dtype`: bfloat16 in every block (it has float32's range), float16 only
+        in NVIDIA's float16 blocks. The mapping network and the summed ToRGB image stay float32."""
+        for resolution in self.config.block_resolutions:
+            block = getattr(self.synthesis, f"b{resolution}")
+            block.compute_dtype = dtype if dtype != torch.float16 or block.use_fp16 else torch.float32
 
 ARCHITECTURE = Architecture(
     name="stylegan2",

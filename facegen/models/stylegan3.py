@@ -103,6 +103,9 @@ class StyleGAN3Config:
     conv_kernel: int = 3
     use_radial_filters: bool = False
     conv_clamp: float | None = 256.0
+    # Layers sampled above resolution / 2**num_fp16_res are the ones NVIDIA runs in float16 on CUDA (4 in every
+    # network NVIDIA released).
+    num_fp16_res: int = 4
     output_scale: float = 0.25
     # Derived from the hyper-parameters when left empty; a converted network brings its own.
     input_geometry: StyleGAN3InputGeometry | None = None
@@ -346,6 +349,7 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(geometry.out_channels))
         # Running mean of the input's squared magnitude (updated in training); its rsqrt normalises the input.
         self.register_buffer("magnitude_ema", torch.ones([]))
+        self.compute_dtype = torch.float32  # set through StyleGAN3Generator.set_compute_dtype
         up_filter = design_lowpass_filter(
             geometry.up_taps, geometry.in_cutoff, geometry.in_half_width, geometry.tmp_sampling_rate
         )
@@ -364,6 +368,7 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         geometry = self.geometry
         styles = self.affine(w)
+        x = x.to(self.compute_dtype)
         if geometry.is_torgb:
             styles = styles * (1 / math.sqrt(geometry.in_channels * geometry.conv_kernel**2))
         x = modulated_conv2d(
@@ -404,7 +409,7 @@ class SynthesisNetwork(nn.Module):
         x = self.input(ws[0])
         for name, w in zip(self.layer_names, ws[1:]):
             x = getattr(self, name)(x, w)
-        return (x * self.output_scale).contiguous()
+        return (x.float() * self.output_scale).contiguous()
 
 
 class StyleGAN3Generator(nn.Module):
@@ -427,6 +432,19 @@ class StyleGAN3Generator(nn.Module):
         noise_mode: str = "const",
     ) -> torch.Tensor:
         return self.synthesis(self.mapping(z, c, truncation_psi), noise_mode)
+
+    def uses_float16(self, layer: StyleGAN3LayerGeometry) -> bool:
+        return layer.out_sampling_rate * 2**self.config.num_fp16_res > self.config.resolution
+
+    def has_float16_blocks(self) -> bool:
+        return any(self.uses_float16(layer) for layer in self.config.layers)
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> None:
+        """Synthesis layers compute in `dtype`: bfloat16 in every layer, float16 in NVIDIA's float16 layers. The
+        mapping network, Fourier input and output scaling stay float32."""
+        for layer in self.config.layers:
+            uses_dtype = dtype != torch.float16 or self.uses_float16(layer)
+            getattr(self.synthesis, layer.name).compute_dtype = dtype if uses_dtype else torch.float32
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -454,11 +472,15 @@ def modulated_conv2d(
         # Squared norm of each sample's modulated weight per output channel: sum_i s_i^2 sum_k W_oik^2.
         demodulation = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, out]
     # Scaling the input instead of the weight gives the same result with one shared weight for the batch.
-    x = x * (styles * input_gain)[:, :, None, None]
-    x = F.conv2d(x, weight, padding=weight.shape[-1] - 1)
+    # In float16 the input is also scaled by 1/sqrt(fan_in), which keeps the convolution's sums in range; the
+    # output scale undoes it.
+    fan_in_gain = weight[0].numel() ** -0.5 if x.dtype == torch.float16 else 1.0
+    x = x * (styles * (input_gain * fan_in_gain)).to(x.dtype)[:, :, None, None]
+    x = F.conv2d(x, weight.to(x.dtype), padding=weight.shape[-1] - 1)
+    bias = bias.to(x.dtype)[None, :, None, None]
     if demodulate:
-        return torch.addcmul(bias[None, :, None, None], x, demodulation[:, :, None, None])
-    return x + bias[None, :, None, None]
+        return torch.addcmul(bias, x, (demodulation / fan_in_gain).to(x.dtype)[:, :, None, None])
+    return x / fan_in_gain + bias if fan_in_gain != 1 else x + bias
 
 
 # Speed notes (CPU; bench/stylegan3.py times this network against the reference path, figures in bench/README.md).
@@ -554,7 +576,7 @@ def _upsample_axis(
         shape, stride, conv_padding = (1, count), (1, factor), (0, crop)
     else:
         shape, stride, conv_padding = (count, 1), (factor, 1), (crop, 0)
-    kernel = (taps * factor).reshape(1, 1, *shape).expand(channels, 1, *shape)
+    kernel = (taps * factor).to(x.dtype).reshape(1, 1, *shape).expand(channels, 1, *shape)
     x = F.conv_transpose2d(x, kernel, stride=stride, padding=conv_padding, groups=channels)
     extra_low, extra_high = crop - start, stop - (full - crop)
     return _pad_axis(x, extra_low, extra_high, dim) if extra_low or extra_high else x
@@ -573,12 +595,12 @@ def downsample2d(x: torch.Tensor, taps: torch.Tensor | None, factor: int, gain: 
         return x[:, :, ::factor, ::factor] if factor > 1 else x
     channels = x.shape[1]
     if taps.ndim == 2:
-        kernel = (taps * gain).flip([0, 1])[None, None].expand(channels, 1, *taps.shape)
+        kernel = (taps * gain).flip([0, 1]).to(x.dtype)[None, None].expand(channels, 1, *taps.shape)
         return F.conv2d(x, kernel, stride=factor, groups=channels)
     count = taps.numel()
-    row = (taps * gain).flip(0).reshape(1, 1, 1, count).expand(channels, 1, 1, count)
+    row = (taps * gain).flip(0).to(x.dtype).reshape(1, 1, 1, count).expand(channels, 1, 1, count)
     x = F.conv2d(x, row, stride=(1, factor), groups=channels)
-    column = taps.flip(0).reshape(1, 1, count, 1).expand(channels, 1, count, 1)
+    column = taps.flip(0).to(x.dtype).reshape(1, 1, count, 1).expand(channels, 1, count, 1)
     return F.conv2d(x, column, stride=(factor, 1), groups=channels)
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from facegen.errors import FacegenError
+from facegen.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,13 @@ def choose_device(requested: str, context: Distributed) -> torch.device:
     """'auto' takes this process's GPU when there is one, else the CPU."""
     if requested == "auto":
         return torch.device("cuda", context.local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise FacegenError(f"Device {requested} asked for, but this machine has no usable CUDA GPU. Use --device cpu.")
-        if context.enabled:
-            device = torch.device("cuda", context.local_rank)
+    device = resolve_device(requested)
+    if device.type == "cuda" and context.enabled:
+        device = torch.device("cuda", context.local_rank)
     return device
+
+
+FIRST_DECODE_TIMEOUT = timedelta(hours=2)
 
 
 def start(context: Distributed, device: torch.device) -> None:
@@ -57,7 +58,14 @@ def start(context: Distributed, device: torch.device) -> None:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=context.rank, world_size=context.world_size)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo",
+        rank=context.rank,
+        world_size=context.world_size,
+        # Rank 0 decodes the dataset while the others wait at the first collective: NCCL's 10-minute default is
+        # shorter than decoding CelebA.
+        timeout=FIRST_DECODE_TIMEOUT,
+    )
 
 
 def stop(context: Distributed) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from facegen import device as devices
 from facegen.generator import Generator, ModelInfo
 from facegen.models import Architecture
 from facegen.train import distributed
@@ -57,11 +58,7 @@ def has_native_bfloat16(device: torch.device) -> bool:
 
     Elsewhere bfloat16 is emulated and slower than float32, so training stays in float32 there.
     """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return any(getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return False
+    return devices.has_native_bfloat16(device)  # the run's GPU, never counting emulation
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,8 @@ class RunLoop:
                 checkpoint_due = step % config.checkpoint_every == 0 or last or stopping
                 if step % config.log_every == 0 or checkpoint_due:
                     steps_logged = step - interval_first_step
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)  # queued GPU work belongs to this interval
                     images_per_second = steps_logged * images_per_step / max(time.perf_counter() - interval_start, 1e-9)
                     record = {name: float(total) / steps_logged for name, total in totals.items()}
                     if checkpoint_due and self.context.enabled:

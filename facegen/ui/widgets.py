@@ -10,13 +10,16 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import streamlit as st
+import torch
 
+from facegen.device import DEFAULT_PRECISION, PRECISIONS, available_devices, check_precision, describe, resolve_device
 from facegen.errors import FacegenError
 from facegen.generator import Generator
 from facegen.latent import parse_seeds, random_seeds
 from facegen.registry import ModelChoice, catalog_entry, fetch_model, list_model_choices, load_generator, pin_run_checkpoint
 
 CUSTOM_PATH = "Weights file path…"
+DEVICE_KEY, PRECISION_KEY = "device", "precision"
 T = TypeVar("T")
 
 
@@ -37,12 +40,32 @@ def route_through_app() -> None:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
-def cached_generator(model_spec: str, device: str = "cpu") -> Generator:
-    """One Generator per model and process: every session shares it (it is read-only once built).
+def cached_generator(model_spec: str, device: str = "cpu", precision: str = "fp32") -> Generator:
+    """One Generator per model, device and precision: every session shares it (it is read-only once built).
 
     Give `model_spec` pinned (`pin_run_checkpoint`), so a run's newer checkpoint is a new entry, not the old model.
     """
-    return load_generator(model_spec, device=device)
+    return load_generator(model_spec, device=device).set_precision(precision)
+
+
+def device_picker(container=st.sidebar) -> None:
+    """Where models run and in which precision; the choice stays in the session for `ready_generator`."""
+    container.selectbox(
+        "Device", available_devices(), key=DEVICE_KEY, format_func=lambda name: describe(torch.device(name)),
+        help="The best device is first. A GPU renders far faster than a CPU.",
+    )
+    container.selectbox(
+        "Precision", PRECISIONS, key=PRECISION_KEY,
+        help="fp32 reproduces the reference pixels. auto: float16 in NVIDIA's float16 StyleGAN blocks on a GPU, "
+        "bfloat16 where the hardware computes it natively, else float32; faster, within 40 dB PSNR of fp32.",
+    )
+
+
+def chosen_device() -> tuple[str, str]:
+    """The session's device and precision (the best device and float32 before the picker has run)."""
+    device = resolve_device(st.session_state.get(DEVICE_KEY, "auto"))
+    precision = check_precision(st.session_state.get(PRECISION_KEY, DEFAULT_PRECISION), device)
+    return str(device), precision
 
 
 def run_or_show_error(action: Callable[[], T]) -> T | None:
@@ -65,6 +88,7 @@ def choice_label(choice: ModelChoice) -> str:
 
 def model_picker(label: str = "Model", key: str = "model", container=st.sidebar) -> str | None:
     """Pick a catalog model, an own training run, or a weights file; returns a model spec."""
+    device_picker(container)
     choices = {choice.spec: choice for choice in list_model_choices()}
     # options are model ids, so the selection survives a label change (e.g. after a fetch)
     picked = container.selectbox(
@@ -103,7 +127,7 @@ def ready_generator(model_spec: str | None, container=None) -> Generator | None:
         if run_or_show_error(lambda: fetch_model(model_spec, show_progress)) is None:
             return None
         bar.empty()
-    return run_or_show_error(lambda: cached_generator(str(pin_run_checkpoint(model_spec))))
+    return run_or_show_error(lambda: cached_generator(str(pin_run_checkpoint(model_spec)), *chosen_device()))
 
 
 @dataclass(frozen=True)

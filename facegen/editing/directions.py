@@ -372,11 +372,12 @@ def load_directions(generator: Generator) -> dict[str, Direction]:
 def find_direction(generator: Generator, name: str) -> Direction:
     directions = load_directions(generator)
     if name not in directions:
-        known = ", ".join(directions) or "none yet"
-        raise FacegenError(
-            f"Unknown direction {name!r} for {generator.info.model_id} (known: {known}). Compute some with "
-            f"`python -m facegen directions --model {generator.info.model_id} --method sefa`."
-        )
+        if not directions:
+            raise FacegenError(
+                f"Unknown direction {name!r}: {generator.info.model_id} has no directions yet. Compute some with "
+                f"`python -m facegen directions --model {generator.info.model_id} --method sefa`."
+            )
+        raise FacegenError(f"Unknown direction {name!r}. This model's directions: {', '.join(directions)}.")
     return directions[name]
 
 

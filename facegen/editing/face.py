@@ -469,7 +469,7 @@ def check_face(face: Face, generator: Generator, source: str = "The face") -> No
 
 def _check_stored_latent(latent: StoredLatent, generator: Generator, source: str) -> None:
     if latent.space != "z":
-        _require_style_layers(generator, f"a stored {latent.space} latent")
+        require_style_layers(generator, f"a stored {latent.space} latent")
     expected = {
         "z": (generator.z_dim,),
         "w": (generator.w_dim,),
@@ -481,7 +481,7 @@ def _check_stored_latent(latent: StoredLatent, generator: Generator, source: str
         )
 
 
-def _require_style_layers(generator: Generator, what: str) -> None:
+def require_style_layers(generator: Generator, what: str) -> None:
     if not generator.has_w_space:
         raise FacegenError(
             f"Model {generator.info.model_id} ({generator.info.family}) has no style layers, so {what} does not "
@@ -491,7 +491,7 @@ def _require_style_layers(generator: Generator, what: str) -> None:
 
 def _check_edit(edit: Edit, generator: Generator, source: str) -> None:
     if isinstance(edit, StyleMix):
-        _require_style_layers(generator, "style mixing")
+        require_style_layers(generator, "style mixing")
         check_layers(edit.layers, generator.num_ws, "Style mixing")
         if edit.face is not None:
             check_face(edit.face, generator, f"{source}'s mixing face")
@@ -503,7 +503,7 @@ def _check_edit(edit: Edit, generator: Generator, source: str) -> None:
                 f"{size}. Use a direction found on this model."
             )
         if edit.layers is not None:
-            _require_style_layers(generator, f"a layer range for direction {edit.direction!r}")
+            require_style_layers(generator, f"a layer range for direction {edit.direction!r}")
             check_layers(edit.layers, generator.num_ws, f"Direction {edit.direction!r}")
     elif isinstance(edit, Camera):
         if not generator.has_camera:

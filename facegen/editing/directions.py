@@ -132,7 +132,9 @@ def sefa_directions(generator: Generator, layers: Sequence[int] | None = None, c
 # -- PCA of sampled latents (GANSpace) -------------------------------------------------------------------------------
 
 FEATURE_MEMORY_BYTES = 256 * 2**20  # samples kept in memory between passes below this; recomputed above it
-POWER_ITERATIONS = 3
+EXACT_PCA_FEATURES = 2048  # up to this many features, the full covariance; above, a block power iteration
+POWER_ITERATIONS = 4
+SUBSPACE_OVERSAMPLING = 20
 
 
 def pca_directions(
@@ -147,8 +149,9 @@ def pca_directions(
     """The top `count` principal directions of `samples` sampled ws (StyleGAN) or first-block features (others).
 
     `layers` (StyleGAN) only sets where the directions apply by default; PCA of w does not depend on layers.
-    The principal subspace comes from a few block power iterations over the samples, so the features of a model
-    with a wide first block never have to be held in memory at once.
+    Up to EXACT_PCA_FEATURES features the full covariance is factorised; wider first blocks (DCGAN's 8192) get
+    their principal subspace from a few block power iterations, so neither their samples nor their covariance
+    has to be held in memory at once.
     """
     if samples < 2 * count:
         raise FacegenError(f"PCA of {samples} samples cannot give {count} directions; sample at least {2 * count}.")
@@ -157,7 +160,8 @@ def pca_directions(
     else:
         _refuse_layers(generator, layers, "PCA directions")
     batches = _SampleBatches(generator, samples, seed, batch_size)
-    total_steps = (POWER_ITERATIONS + 2) * len(batches)
+    exact = batches.feature_count <= EXACT_PCA_FEATURES
+    total_steps = (2 if exact else POWER_ITERATIONS + 2) * len(batches)
     done = 0
 
     def passes() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -173,26 +177,31 @@ def pca_directions(
         feature_mean = features.sum(0) if feature_mean is None else feature_mean + features.sum(0)
         latent_mean = latent.sum(0) if latent_mean is None else latent_mean + latent.sum(0)
     feature_mean, latent_mean = feature_mean / samples, latent_mean / samples
-    width = min(count + 10, feature_mean.numel())
-    start = torch.randn(feature_mean.numel(), width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    basis = torch.linalg.qr(start)[0]
-    for _ in range(POWER_ITERATIONS):
-        product = torch.zeros_like(basis)
-        for _, features in passes():
-            centred = (features - feature_mean).double()
-            product += centred.t() @ (centred @ basis)
-        basis = torch.linalg.qr(product)[0]
-    # Rayleigh-Ritz in the found subspace, and the regression of the latent on the component coordinates.
-    gram = torch.zeros(width, width, dtype=torch.float64)
-    cross = torch.zeros(width, latent_mean.numel(), dtype=torch.float64)
+    basis = None  # None: the features' own axes (exact PCA); else an orthonormal [features, width] subspace
+    if not exact:
+        width = min(count + SUBSPACE_OVERSAMPLING, feature_mean.numel())
+        start = torch.randn(feature_mean.numel(), width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        basis = torch.linalg.qr(start)[0]
+        for _ in range(POWER_ITERATIONS):
+            product = torch.zeros_like(basis)
+            for _, features in passes():
+                centred = (features - feature_mean).double()
+                product += centred.t() @ (centred @ basis)
+            basis = torch.linalg.qr(product)[0]
+    # Principal axes in the basis, and the regression of the latent on the coordinates along them.
+    gram = cross = None
     for latent, features in passes():
-        coordinates = (features - feature_mean).double() @ basis
-        gram += coordinates.t() @ coordinates
-        cross += coordinates.t() @ (latent - latent_mean).double()
+        coordinates = (features - feature_mean).double()
+        coordinates = coordinates if basis is None else coordinates @ basis
+        batch_gram = coordinates.t() @ coordinates
+        batch_cross = coordinates.t() @ (latent - latent_mean).double()
+        gram = batch_gram if gram is None else gram + batch_gram
+        cross = batch_cross if cross is None else cross + batch_cross
     variances, rotation = torch.linalg.eigh(gram / samples)
     order = torch.argsort(variances, descending=True)[:count]
     variances, rotation = variances[order], rotation[:, order]
-    # coordinates along the principal axes are uncorrelated, so each regression coefficient stands alone
+    # Coordinates along the principal axes are uncorrelated, so each regression coefficient stands alone. When the
+    # features are the latent itself (w), this gives the principal axes back.
     latent_directions = (rotation.t() @ cross / samples) / variances[:, None]
     what = "ws" if generator.has_w_space else "first-block features"
     return [
@@ -217,6 +226,7 @@ class _SampleBatches:
         self.generator, self.samples, self.seed, self.batch_size = generator, samples, seed, batch_size
         self.kept: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         first_latent, first_features = self._batch(0)
+        self.feature_count = first_features.shape[1]
         per_sample = 4 * (first_latent.shape[1] + (0 if generator.has_w_space else first_features.shape[1]))
         if per_sample * samples <= FEATURE_MEMORY_BYTES:
             self.kept = [(first_latent, first_features)] + [self._batch(start) for start in self._starts()[1:]]

@@ -112,8 +112,12 @@ def sefa_directions(generator: Generator, layers: Sequence[int] | None = None, c
         # SeFa's released code scales every style channel's weight row to unit length before factorising.
         matrix = torch.cat([weight.detach().double().cpu() for weight in weights])
         matrix = matrix / matrix.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        _, singular_values, right_vectors = torch.linalg.svd(matrix, full_matrices=False)
-    count = min(count, len(singular_values))
+        # The right-singular vectors of A are the eigenvectors of AᵀA (latent_dim squared: far smaller than A).
+        eigenvalues, eigenvectors = torch.linalg.eigh(matrix.t() @ matrix)
+    order = torch.argsort(eigenvalues, descending=True)[: min(count, len(matrix))]
+    singular_values = eigenvalues[order].clamp_min(0).sqrt()
+    right_vectors = eigenvectors[:, order].t()
+    count = len(order)
     where = "first layer" if not generator.has_w_space else f"layers {format_layers(chosen)}"
     return [
         Direction(
@@ -133,7 +137,7 @@ def sefa_directions(generator: Generator, layers: Sequence[int] | None = None, c
 
 FEATURE_MEMORY_BYTES = 256 * 2**20  # samples kept in memory between passes below this; recomputed above it
 EXACT_PCA_FEATURES = 2048  # up to this many features, the full covariance; above, a block power iteration
-POWER_ITERATIONS = 4
+POWER_ITERATIONS = 2
 SUBSPACE_OVERSAMPLING = 20
 
 
@@ -174,9 +178,10 @@ def pca_directions(
 
     feature_mean = latent_mean = None
     for latent, features in passes():
-        feature_mean = features.sum(0) if feature_mean is None else feature_mean + features.sum(0)
-        latent_mean = latent.sum(0) if latent_mean is None else latent_mean + latent.sum(0)
-    feature_mean, latent_mean = feature_mean / samples, latent_mean / samples
+        feature_sum, latent_sum = features.double().sum(0), latent.double().sum(0)
+        feature_mean = feature_sum if feature_mean is None else feature_mean + feature_sum
+        latent_mean = latent_sum if latent_mean is None else latent_mean + latent_sum
+    feature_mean, latent_mean = (feature_mean / samples).float(), (latent_mean / samples).float()
     basis = None  # None: the features' own axes (exact PCA); else an orthonormal [features, width] subspace
     if not exact:
         width = min(count + SUBSPACE_OVERSAMPLING, feature_mean.numel())
@@ -184,17 +189,18 @@ def pca_directions(
         basis = torch.linalg.qr(start)[0]
         for _ in range(POWER_ITERATIONS):
             product = torch.zeros_like(basis)
+            single = basis.float()  # the big products in float32, their sums in float64
             for _, features in passes():
-                centred = (features - feature_mean).double()
-                product += centred.t() @ (centred @ basis)
+                centred = features - feature_mean
+                product += (centred.t() @ (centred @ single)).double()
             basis = torch.linalg.qr(product)[0]
     # Principal axes in the basis, and the regression of the latent on the coordinates along them.
     gram = cross = None
     for latent, features in passes():
-        coordinates = (features - feature_mean).double()
-        coordinates = coordinates if basis is None else coordinates @ basis
-        batch_gram = coordinates.t() @ coordinates
-        batch_cross = coordinates.t() @ (latent - latent_mean).double()
+        coordinates = features - feature_mean
+        coordinates = coordinates if basis is None else coordinates @ basis.float()
+        batch_gram = (coordinates.t() @ coordinates).double()
+        batch_cross = (coordinates.t() @ (latent - latent_mean)).double()
         gram = batch_gram if gram is None else gram + batch_gram
         cross = batch_cross if cross is None else cross + batch_cross
     variances, rotation = torch.linalg.eigh(gram / samples)

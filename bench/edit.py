@@ -37,9 +37,8 @@ def random_generators() -> dict[str, Generator]:
         "DCGAN 64x64": Generator(dcgan, ModelInfo("bench-dcgan64", "dcgan", 100, 64, file_sha256="1" * 64)),
         "StyleGAN2 256x256": Generator(
             stylegan2,
-            ModelInfo("bench-stylegan2-256", "stylegan2", 512, 256, has_w_space=True, has_noise_inputs=True,
-                      file_sha256="2" * 64),
-        ),  # fmt: skip
+            ModelInfo("bench-stylegan2-256", "stylegan2", 512, 256, has_w_space=True, file_sha256="2" * 64),
+        ),
     }
 
 
@@ -57,16 +56,22 @@ def bench_model(label: str, generator: Generator, moves: int, pca_samples: int) 
     face = Face.from_seed(generator, 7, truncation_psi=0.7)
     first_s = seconds(lambda: renderer.render(face.with_edits(move_along(direction, 0.0))))
     # each move changes the amount, as dragging a slider does; the mapped ws stay cached
-    move_s = [seconds(lambda amount=amount: renderer.render(face.with_edits(move_along(direction, amount))))
-              for amount in range(1, moves + 1)]  # fmt: skip
+    move_s = [
+        seconds(lambda amount=amount: renderer.render(face.with_edits(move_along(direction, amount))))
+        for amount in range(1, moves + 1)
+    ]
     pca_s = seconds(lambda: pca_directions(generator, samples=pca_samples))
     slider = statistics.median(move_s)
     goal = f" (goal <= {SLIDER_GOAL_SECONDS} s)" if generator.has_w_space else ""
     print(f"\n{label}")
     print(f"  first render of a face (maps z):   {first_s * 1e3:8.0f} ms")
-    print(f"  slider move -> new uint8 image:    {slider * 1e3:8.0f} ms median, {min(move_s) * 1e3:.0f}-{max(move_s) * 1e3:.0f} over {moves}{goal}")
-    print(f"  SeFa, 20 directions:               {sefa_s * 1e3:8.0f} ms (goal < {SEFA_GOAL_SECONDS:.0f} s); "
-          f"first in the process {sefa_first_s * 1e3:.0f} ms")  # fmt: skip
+    print(
+        f"  slider move -> new uint8 image:    {slider * 1e3:8.0f} ms median, {min(move_s) * 1e3:.0f}-{max(move_s) * 1e3:.0f} over {moves}{goal}"
+    )
+    print(
+        f"  SeFa, 20 directions:               {sefa_s * 1e3:8.0f} ms (goal < {SEFA_GOAL_SECONDS:.0f} s); "
+        f"first in the process {sefa_first_s * 1e3:.0f} ms"
+    )
     print(f"  PCA, 20 directions of {pca_samples} samples: {pca_s:6.2f} s")
 
 

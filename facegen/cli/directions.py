@@ -38,11 +38,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", required=True, help="catalog id, weights file path, or run:NAME[@STEP]")
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--method", choices=METHODS, help="sefa: closed form from the weights; pca: of sampled "
-                        "latents; labelled: a boundary between --with and --without seeds")  # fmt: skip
+    action.add_argument(
+        "--method",
+        choices=METHODS,
+        help="sefa: closed form from the weights; pca: of sampled "
+        "latents; labelled: a boundary between --with and --without seeds",
+    )
     action.add_argument("--list", action="store_true", help="list this model's cached directions")
     action.add_argument("--export", metavar="FILE.safetensors", help="write directions (all, or --names) to a file")
-    action.add_argument("--import", dest="import_file", metavar="FILE.safetensors", help="add an exported file's directions")
+    action.add_argument(
+        "--import", dest="import_file", metavar="FILE.safetensors", help="add an exported file's directions"
+    )
     action.add_argument("--rename", metavar="OLD=NEW", help="rename a cached direction")
     action.add_argument("--delete", metavar="NAME", help="remove a cached direction")
     parser.add_argument("--layers", metavar="A-B", help="StyleGAN layers the directions are found on and apply to")

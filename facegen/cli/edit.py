@@ -24,8 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "apply the edits given, in this order: style mixing, directions, attributes, class, camera. LAYERS are "
         "0-based and inclusive: A-B, a list 0,2,5, or a preset coarse, middle, fine.",
     )
-    parser.add_argument("--model", help="catalog id, weights file path, or run:NAME[@STEP] (default with --from: "
-                        "the model the PNG names)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        help="catalog id, weights file path, or run:NAME[@STEP] (default with --from: the model the PNG names)",
+    )
     start = parser.add_mutually_exclusive_group(required=True)
     start.add_argument("--seed", type=int, help="the face's seed")
     start.add_argument("--from", dest="from_png", metavar="FACE.png", help="start from a face saved by facegen")
@@ -33,14 +35,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cutoff", type=int, metavar="K", help="apply psi to the first K ws only (StyleGAN)")
     parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
     parser.add_argument("--noise-mode", choices=NOISE_MODES, help="StyleGAN2 noise (default const)")
-    parser.add_argument("--mix", action="append", default=[], metavar="SEED:LAYERS",
-                        help="take the styles of LAYERS from another seed (or FACE.png:LAYERS); repeatable")  # fmt: skip
-    parser.add_argument("--direction", action="append", default=[], metavar="NAME=AMOUNT[@LAYERS]",
-                        help="move along a cached direction (see `facegen directions`); repeatable")  # fmt: skip
-    parser.add_argument("--keep-fixed", action="append", default=[], metavar="NAME",
-                        help="keep the face still along this direction while moving along the others")  # fmt: skip
-    parser.add_argument("--attribute", action="append", default=[], metavar="NAME=0|1",
-                        help="switch an attribute of an attribute-conditioned model off or on; repeatable")  # fmt: skip
+    parser.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        metavar="SEED:LAYERS",
+        help="take the styles of LAYERS from another seed (or FACE.png:LAYERS); repeatable",
+    )
+    parser.add_argument(
+        "--direction",
+        action="append",
+        default=[],
+        metavar="NAME=AMOUNT[@LAYERS]",
+        help="move along a cached direction (see `facegen directions`); repeatable",
+    )
+    parser.add_argument(
+        "--keep-fixed",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="keep the face still along this direction while moving along the others",
+    )
+    parser.add_argument(
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="NAME=0|1",
+        help="switch an attribute of an attribute-conditioned model off or on; repeatable",
+    )
     parser.add_argument("--translate", metavar="TX,TY", help="StyleGAN3 camera translation, e.g. 0.2,-0.1")
     parser.add_argument("--rotate", type=float, metavar="DEG", help="StyleGAN3 camera rotation in degrees")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -67,9 +89,14 @@ def run(args: argparse.Namespace) -> int:
     with download_bar(model_spec) as progress:
         generator = load_generator(model_spec, device=args.device, progress=progress)
     if start is None:
-        face = Face.from_seed(generator, args.seed, truncation_psi=1.0 if args.psi is None else args.psi,
-                              truncation_cutoff=args.cutoff, noise_mode=args.noise_mode or "const",
-                              labels=args.class_index)  # fmt: skip
+        face = Face.from_seed(
+            generator,
+            args.seed,
+            truncation_psi=1.0 if args.psi is None else args.psi,
+            truncation_cutoff=args.cutoff,
+            noise_mode=args.noise_mode or "const",
+            labels=args.class_index,
+        )
     else:
         check_face(start, generator, args.from_png)
         overrides = {"truncation_psi": args.psi, "truncation_cutoff": args.cutoff, "noise_mode": args.noise_mode}

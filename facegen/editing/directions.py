@@ -185,7 +185,9 @@ def pca_directions(
     basis = None  # None: the features' own axes (exact PCA); else an orthonormal [features, width] subspace
     if not exact:
         width = min(count + SUBSPACE_OVERSAMPLING, feature_mean.numel())
-        start = torch.randn(feature_mean.numel(), width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        start = torch.randn(
+            feature_mean.numel(), width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+        )
         basis = torch.linalg.qr(start)[0]
         for _ in range(POWER_ITERATIONS):
             product = torch.zeros_like(basis)
@@ -291,7 +293,9 @@ def fit_labelled_direction(
             f"(got {len(with_attribute)} and {len(without_attribute)}); 10-20 of each work well."
         )
     renderer = renderer or FaceRenderer(generator)
-    points = np.stack([renderer.latent_point(face) for face in [*with_attribute, *without_attribute]]).astype(np.float64)
+    points = np.stack([renderer.latent_point(face) for face in [*with_attribute, *without_attribute]]).astype(
+        np.float64
+    )
     targets = np.array([1.0] * len(with_attribute) + [0.0] * len(without_attribute))
     folds = min(CROSS_VALIDATION_FOLDS, len(with_attribute), len(without_attribute))
     fold_of = np.concatenate([np.arange(len(with_attribute)) % folds, np.arange(len(without_attribute)) % folds])
@@ -419,8 +423,13 @@ def rename_direction(generator: Generator, old_name: str, new_name: str) -> Dire
     if new_name in stored:
         raise FacegenError(f"There already is a direction named {new_name!r}; choose another name or delete it first.")
     renamed = replace(direction, name=new_name)
-    _write(generator, {(new_name if name == old_name else name): (renamed if name == old_name else other)
-                       for name, other in stored.items()})  # fmt: skip
+    _write(
+        generator,
+        {
+            (new_name if name == old_name else name): (renamed if name == old_name else other)
+            for name, other in stored.items()
+        },
+    )
     return renamed
 
 

@@ -34,24 +34,34 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from facegen.editing.identity import model_identity
+from facegen.editing.layers import check_layers, format_layers
 from facegen.errors import FacegenError
 from facegen.generator import NOISE_MODES, Generator, check_noise_mode, check_truncation_psi
 from facegen.images import read_recipe
-from facegen.editing.identity import model_identity
-from facegen.editing.layers import check_layers, format_layers
 
 FACE_FORMAT = "facegen-face"
 FACE_VERSION = 1
 LatentSpace = Literal["z", "w", "w+"]
 LATENT_SPACES: tuple[str, ...] = ("z", "w", "w+")
 JSON_FIELDS = frozenset(
-    ("format", "version", "model", "model_sha256", "latent", "labels", "truncation_psi", "truncation_cutoff",
-     "noise_mode", "edits")
-)  # fmt: skip
+    (
+        "format",
+        "version",
+        "model",
+        "model_sha256",
+        "latent",
+        "labels",
+        "truncation_psi",
+        "truncation_cutoff",
+        "noise_mode",
+        "edits",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -140,9 +150,7 @@ class Camera:
         """The inverse of gen_images.py's make_transform(translate, rotate), in float64 as NVIDIA computes it."""
         radians = self.rotate / 360.0 * math.pi * 2
         sine, cosine = math.sin(radians), math.cos(radians)
-        camera = np.array(
-            [[cosine, sine, self.translate[0]], [-sine, cosine, self.translate[1]], [0.0, 0.0, 1.0]]
-        )
+        camera = np.array([[cosine, sine, self.translate[0]], [-sine, cosine, self.translate[1]], [0.0, 0.0, 1.0]])
         return np.linalg.inv(camera)
 
 
@@ -163,7 +171,7 @@ class SetAttribute:
     value: float = 1.0
 
 
-Edit = Union[StyleMix, MoveAlong, Camera, SetClass, SetAttribute]
+Edit = StyleMix | MoveAlong | Camera | SetClass | SetAttribute
 EDIT_TYPES: dict[str, type] = {edit.kind: edit for edit in (StyleMix, MoveAlong, Camera, SetClass, SetAttribute)}
 
 
@@ -192,8 +200,14 @@ class Face:
         noise_mode: str = "const",
         labels: int | tuple[float, ...] | None = None,
     ) -> Face:
-        return cls._pinned(generator, seed=seed, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                           noise_mode=noise_mode, labels=labels)  # fmt: skip
+        return cls._pinned(
+            generator,
+            seed=seed,
+            truncation_psi=truncation_psi,
+            truncation_cutoff=truncation_cutoff,
+            noise_mode=noise_mode,
+            labels=labels,
+        )
 
     @classmethod
     def from_latent(
@@ -206,8 +220,14 @@ class Face:
         noise_mode: str = "const",
         labels: int | tuple[float, ...] | None = None,
     ) -> Face:
-        return cls._pinned(generator, latent=StoredLatent.of(space, values), truncation_psi=truncation_psi,
-                           truncation_cutoff=truncation_cutoff, noise_mode=noise_mode, labels=labels)  # fmt: skip
+        return cls._pinned(
+            generator,
+            latent=StoredLatent.of(space, values),
+            truncation_psi=truncation_psi,
+            truncation_cutoff=truncation_cutoff,
+            noise_mode=noise_mode,
+            labels=labels,
+        )
 
     @classmethod
     def _pinned(cls, generator: Generator, **values: Any) -> Face:
@@ -226,7 +246,9 @@ class Face:
 
     # -- serialisation ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        latent = {"seed": self.seed} if self.latent is None else {"space": self.latent.space, **self.latent.values.to_dict()}
+        latent = (
+            {"seed": self.seed} if self.latent is None else {"space": self.latent.space, **self.latent.values.to_dict()}
+        )
         return {
             "format": FACE_FORMAT,
             "version": FACE_VERSION,
@@ -248,7 +270,9 @@ class Face:
         try:
             values = json.loads(text)
         except json.JSONDecodeError as error:
-            raise FacegenError(f"{source} is not valid JSON ({error}). Give a face recipe written by facegen.") from None
+            raise FacegenError(
+                f"{source} is not valid JSON ({error}). Give a face recipe written by facegen."
+            ) from None
         return cls.from_dict(values, source)
 
     @classmethod
@@ -288,7 +312,9 @@ class Face:
         except FileNotFoundError:
             raise FacegenError(f"{path} does not exist. Give a PNG saved by facegen.") from None
         except (OSError, ValueError, json.JSONDecodeError):
-            raise FacegenError(f"{path} is not a PNG with a readable facegen recipe. Give a PNG saved by facegen.") from None
+            raise FacegenError(
+                f"{path} is not a PNG with a readable facegen recipe. Give a PNG saved by facegen."
+            ) from None
         if recipe is None:
             raise FacegenError(
                 f"{path} carries no facegen recipe: only PNGs saved by facegen (edit, sample, the app) restore a face."
@@ -361,7 +387,9 @@ class _FieldReader:
         value = self._get(name, None)
         if value is None or (isinstance(value, int) and not isinstance(value, bool)):
             return value
-        if isinstance(value, list) and all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value):
+        if isinstance(value, list) and all(
+            isinstance(item, (int, float)) and not isinstance(item, bool) for item in value
+        ):
             return tuple(float(item) for item in value)
         raise self.fail(name, "null, a class index or a list of numbers")
 
@@ -369,7 +397,11 @@ class _FieldReader:
         value = self._get(name, None)
         if value is None and optional:
             return None
-        if not isinstance(value, list) or not value or not all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(item, int) and not isinstance(item, bool) for item in value)
+        ):
             raise self.fail(name, "a non-empty list of layer numbers" + (" or null" if optional else ""))
         return tuple(value)
 
@@ -393,9 +425,7 @@ def _edit_to_dict(edit: Edit) -> dict:
     values: dict[str, Any] = {"kind": edit.kind}
     for item in dataclasses.fields(edit):
         value = getattr(edit, item.name)
-        if isinstance(value, PackedArray):
-            value = value.to_dict()
-        elif isinstance(value, Face):
+        if isinstance(value, (PackedArray, Face)):
             value = value.to_dict()
         elif isinstance(value, tuple):
             value = list(value)
@@ -432,8 +462,13 @@ def _edit_from_dict(values: Any, where: str) -> Edit:
         )
     if edit_type is Camera:
         translate = values.get("translate", [0.0, 0.0])
-        if not isinstance(translate, list) or len(translate) != 2 or not all(
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) for value in translate
+        if (
+            not isinstance(translate, list)
+            or len(translate) != 2
+            or not all(
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                for value in translate
+            )
         ):
             raise reader.fail("translate", "two numbers [x, y]")
         return Camera(translate=(float(translate[0]), float(translate[1])), rotate=reader.number("rotate", 0.0))

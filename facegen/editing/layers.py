@@ -8,7 +8,7 @@ from facegen.errors import FacegenError
 
 # NVIDIA's style_mixing.py rows: coarse styles 0-3 (pose, face shape), middle 4-7 (features), fine 8 to the end
 # (colours, micro-structure); clipped to the model's num_ws.
-LAYER_PRESETS: dict[str, range] = {"coarse": range(0, 4), "middle": range(4, 8), "fine": range(8, 1 << 16)}
+LAYER_PRESETS: dict[str, range] = {"coarse": range(4), "middle": range(4, 8), "fine": range(8, 1 << 16)}
 
 
 def parse_layers(text: str, num_ws: int, what: str = "Layers") -> tuple[int, ...]:
@@ -44,7 +44,7 @@ def preset_layers(preset: str, num_ws: int) -> tuple[int, ...]:
 
 def check_layers(layers: Iterable[int], num_ws: int, what: str) -> tuple[int, ...]:
     """`layers` as a sorted tuple, or one clear error when any lies beyond the model's ws."""
-    layers = tuple(sorted(set(int(layer) for layer in layers)))
+    layers = tuple(sorted({int(layer) for layer in layers}))
     if not layers:
         raise FacegenError(f"{what}: no layers chosen. Give at least one layer, e.g. 0-3.")
     beyond = [layer for layer in layers if not 0 <= layer < num_ws]

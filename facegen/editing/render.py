@@ -30,7 +30,9 @@ class FaceRenderer:
         check_face(face, self.generator)
         generator = self.generator
         if not generator.has_w_space:
-            return generator.render(self.edited_z(face), face_labels(face, generator), face.truncation_psi, face.noise_mode)
+            return generator.render(
+                self.edited_z(face), face_labels(face, generator), face.truncation_psi, face.noise_mode
+            )
         camera = next((edit for edit in face.edits if isinstance(edit, Camera)), None)
         transform = None if camera is None else torch.from_numpy(camera.input_transform()).float()
         return generator.synthesize(self.edited_ws(face), face.noise_mode, transform)

@@ -79,7 +79,7 @@ def read_single_file(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            vectors = {name: handle.get_tensor(name).numpy() for name in handle.keys()}
+            vectors = {name: handle.get_tensor(name).numpy() for name in handle.keys()}  # noqa: SIM118 (safe_open is not a mapping)
         document = json.loads(metadata[METADATA_KEY])
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError):
         raise FacegenError(
@@ -96,7 +96,9 @@ def _checked(document: object, vectors: dict[str, np.ndarray], source: str) -> d
             f"{source} is version {document.get('version')}; this facegen reads directions version {DIRECTIONS_VERSION}."
         )
     entries = document.get("directions")
-    if not isinstance(entries, list) or not all(isinstance(entry, dict) and entry.get("name") in vectors for entry in entries):
+    if not isinstance(entries, list) or not all(
+        isinstance(entry, dict) and entry.get("name") in vectors for entry in entries
+    ):
         raise CorruptFileError(f"{source}: the document and the vectors do not list the same directions.")
     return document
 

@@ -54,7 +54,10 @@ def sg3_face(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", SG2, "--seed", "1", "--translate", "0.1,0"], "has no camera; translate and rotate need a StyleGAN3"),
+        (
+            ["--model", SG2, "--seed", "1", "--translate", "0.1,0"],
+            "has no camera; translate and rotate need a StyleGAN3",
+        ),
         (["--model", SG2, "--seed", "1", "--mix", "4:0-12"], "layer 10 is beyond this model's 10 ws"),
         (["--model", SG2, "--seed", "1", "--direction", "smile=2"], "Unknown direction 'smile'"),
         (["--model", SG2, "--seed", "1", "--direction", "sefa-00=2@9-11"], "layer 10 is beyond this model's 10 ws"),

@@ -81,7 +81,7 @@ def test_sefa_on_a_layer_range_uses_only_those_layers(sg2):
     names = ["b4.conv1", "b4.torgb", "b8.conv0", "b8.conv1", "b8.torgb", "b16.conv0"]
     rows = np.concatenate([state[f"synthesis.{name}.affine.weight"].double().numpy() for name in names])
     _, _, right = np.linalg.svd(rows / np.linalg.norm(rows, axis=1, keepdims=True), full_matrices=False)
-    top = sefa_directions(sg2, layers=range(0, 4), count=1)[0]
+    top = sefa_directions(sg2, layers=range(4), count=1)[0]
     assert top.name == "sefa-L0-3-00" and top.layers == (0, 1, 2, 3)
     assert abs(float(top.vector @ right[0])) > 1 - 1e-5
 
@@ -108,9 +108,14 @@ def test_top_sefa_direction_changes_faces_more_than_random_directions(sg2):
     top = sefa_directions(sg2, count=1)[0]
     random_vectors = np.random.default_rng(0).standard_normal((3, sg2.w_dim))
     random_changes = [
-        mean_pixel_change(renderer, Direction("random", (vector / np.linalg.norm(vector)).astype(np.float32), "w", "random", 1.0), 5.0, range(4))
+        mean_pixel_change(
+            renderer,
+            Direction("random", (vector / np.linalg.norm(vector)).astype(np.float32), "w", "random", 1.0),
+            5.0,
+            range(4),
+        )
         for vector in random_vectors
-    ]  # fmt: skip
+    ]
     assert mean_pixel_change(renderer, top, 5.0, range(4)) > max(random_changes)
 
 
@@ -126,7 +131,9 @@ def test_pca_gives_ordered_orthonormal_reproducible_components(sg2):
     # PCA in w: the top component is the direction of largest spread of sampled ws
     ws = sg2.map_to_w(torch.randn(2000, sg2.z_dim))[:, 0].numpy()
     spread_top = (ws @ first[0].vector).std()
-    spread_random = (ws @ (random := np.random.default_rng(1).standard_normal(sg2.w_dim)) / np.linalg.norm(random)).std()
+    spread_random = (
+        ws @ (random := np.random.default_rng(1).standard_normal(sg2.w_dim)) / np.linalg.norm(random)
+    ).std()
     assert spread_top > spread_random
 
 

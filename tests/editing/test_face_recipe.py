@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegen.editing.directions import sefa_directions, move_along
+from facegen.editing.directions import move_along, sefa_directions
 from facegen.editing.face import Camera, Face, SetClass, StyleMix
 from facegen.editing.render import FaceRenderer
 from facegen.errors import FacegenError
@@ -60,7 +60,12 @@ def test_png_recipe_restores_the_face_bit_for_bit_through_from(sg2, edited_face,
 
 def test_edit_png_restores_itself_and_further_edits_add_on(tmp_path):
     first, second, third = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
-    assert run_cli("edit", "--model", SG2, "--seed", "3", "--psi", "0.7", "--mix", "11:fine", "--out", str(first)).returncode == 0
+    assert (
+        run_cli(
+            "edit", "--model", SG2, "--seed", "3", "--psi", "0.7", "--mix", "11:fine", "--out", str(first)
+        ).returncode
+        == 0
+    )
     assert run_cli("edit", "--from", str(first), "--out", str(second)).returncode == 0
     assert Image.open(first).tobytes() == Image.open(second).tobytes()
     assert run_cli("edit", "--from", str(first), "--mix", "4:coarse", "--out", str(third)).returncode == 0
@@ -93,14 +98,18 @@ def test_truncation_cutoff_runs_through_generator_sample(sg2):
 
 
 def test_class_edit_on_a_conditional_stylegan(tmp_path):
-    config = StyleGAN2Config(z_dim=16, c_dim=3, w_dim=16, img_resolution=16, mapping_layers=2, channel_base=256, channel_max=16)
+    config = StyleGAN2Config(
+        z_dim=16, c_dim=3, w_dim=16, img_resolution=16, mapping_layers=2, channel_base=256, channel_max=16
+    )
     info = {"c_dim": 3, "label_names": ["a", "b", "c"], "has_w_space": True}
     path = save_generator(tmp_path / "cond.safetensors", StyleGAN2Generator(config), "stylegan2", config, info)
     generator = load_generator(str(path))
     renderer = FaceRenderer(generator)
     face = Face.from_seed(generator, 1, labels=0)
     assert not np.array_equal(renderer.render(face), renderer.render(face.with_edits(SetClass(2))))
-    assert np.array_equal(renderer.render(face.with_edits(SetClass(2))), renderer.render(Face.from_seed(generator, 1, labels=2)))
+    assert np.array_equal(
+        renderer.render(face.with_edits(SetClass(2))), renderer.render(Face.from_seed(generator, 1, labels=2))
+    )
 
 
 @pytest.mark.parametrize(
@@ -136,4 +145,3 @@ def test_edits_that_do_not_fit_the_model_are_refused(sg2, edit, message):
     with pytest.raises(FacegenError) as error:
         FaceRenderer(sg2).render(Face.from_seed(sg2, 1).with_edits(edit))
     assert message in str(error.value)
-

@@ -19,7 +19,9 @@ from facegen.registry import load_generator
 
 EDITS = Path(__file__).parent.parent / "fixtures" / "nvidia" / "edits"
 CASES = [
-    (name, case) for name in ("sg2", "sg3t", "sg3r") for case in json.loads((EDITS / f"{name}.json").read_text())["cases"]
+    (name, case)
+    for name in ("sg2", "sg3t", "sg3r")
+    for case in json.loads((EDITS / f"{name}.json").read_text())["cases"]
 ]
 IDS = [f"{name}-{case['key']}" for name, case in CASES]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -113,7 +114,9 @@ def sefa_directions(generator: Generator, layers: Sequence[int] | None = None, c
         matrix = torch.cat([weight.detach().double().cpu() for weight in weights])
         matrix = matrix / matrix.norm(dim=1, keepdim=True).clamp_min(1e-12)
         # The right-singular vectors of A are the eigenvectors of AᵀA (latent_dim squared: far smaller than A).
-        eigenvalues, eigenvectors = torch.linalg.eigh(matrix.t() @ matrix)
+        gram = matrix.t() @ matrix
+        with single_threaded():
+            eigenvalues, eigenvectors = torch.linalg.eigh(gram)
     order = torch.argsort(eigenvalues, descending=True)[: min(count, len(matrix))]
     singular_values = eigenvalues[order].clamp_min(0).sqrt()
     right_vectors = eigenvectors[:, order].t()
@@ -205,7 +208,8 @@ def pca_directions(
         batch_cross = (coordinates.t() @ (latent - latent_mean)).double()
         gram = batch_gram if gram is None else gram + batch_gram
         cross = batch_cross if cross is None else cross + batch_cross
-    variances, rotation = torch.linalg.eigh(gram / samples)
+    with single_threaded():
+        variances, rotation = torch.linalg.eigh(gram / samples)
     order = torch.argsort(variances, descending=True)[:count]
     variances, rotation = variances[order], rotation[:, order]
     # Coordinates along the principal axes are uncorrelated, so each regression coefficient stands alone. When the
@@ -478,6 +482,19 @@ def _document(generator: Generator, directions: list[Direction]) -> tuple[dict, 
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run a small symmetric eigendecomposition on one thread: LAPACK's threaded solver is slower than one thread
+    at latent sizes (up to a few thousand), and many times slower when other work shares the cores (README,
+    Performance)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _refuse_layers(generator: Generator, layers: Sequence[int] | None, what: str) -> None:

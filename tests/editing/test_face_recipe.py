@@ -8,14 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from facegen.editing.directions import move_along, sefa_directions
-from facegen.editing.face import Camera, Face, SetClass, StyleMix
+from facegen.editing.face import Camera, Face, SetAttribute, SetClass, StyleMix, face_labels
 from facegen.editing.render import FaceRenderer
 from facegen.errors import FacegenError
 from facegen.formats.checkpoint import save_generator
+from facegen.generator import Generator, ModelInfo
 from facegen.images import png_bytes
+from facegen.models.cdcgan import CDCGANConfig, CDCGANGenerator
 from facegen.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from facegen.registry import load_generator
 from tests.conftest import run_cli
@@ -145,3 +148,22 @@ def test_edits_that_do_not_fit_the_model_are_refused(sg2, edit, message):
     with pytest.raises(FacegenError) as error:
         FaceRenderer(sg2).render(Face.from_seed(sg2, 1).with_edits(edit))
     assert message in str(error.value)
+
+
+def test_attribute_edits_on_an_attribute_conditioned_dcgan():
+    torch.manual_seed(0)
+    network = CDCGANGenerator(CDCGANConfig(z_dim=8, c_dim=3, generator_channels=4, resolution=32))
+    attributes = ("Smiling", "Bangs", "Eyeglasses")
+    info = ModelInfo("tiny-cdcgan", "cdcgan", 8, 32, 3, attributes, labels_are_attributes=True, file_sha256="3" * 64)
+    generator = Generator(network, info)
+    renderer = FaceRenderer(generator)
+    face = Face.from_seed(generator, 4)
+    smiling = face.with_edits(SetAttribute("Smiling", 1.0))
+    assert face_labels(smiling, generator) == (1.0, 0.0, 0.0)
+    assert not np.array_equal(renderer.render(face), renderer.render(smiling))
+    assert np.array_equal(renderer.render(smiling), renderer.render(Face.from_seed(generator, 4, labels=(1, 0, 0))))
+    assert Face.from_json(smiling.to_json()) == smiling
+    with pytest.raises(FacegenError, match="Unknown attribute 'Beard'. This model's attributes: Smiling, Bangs"):
+        renderer.render(face.with_edits(SetAttribute("Beard", 1.0)))
+    with pytest.raises(FacegenError, match="has no style layers, so style mixing"):
+        renderer.render(face.with_edits(StyleMix((0,), seed=1)))

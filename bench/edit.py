@@ -60,6 +60,13 @@ def bench_model(label: str, generator: Generator, moves: int, pca_samples: int) 
         seconds(lambda amount=amount: renderer.render(face.with_edits(move_along(direction, amount))))
         for amount in range(1, moves + 1)
     ]
+    # the floor a slider move cannot go below: the network alone on the same input, in the same run
+    if generator.has_w_space:
+        ws = renderer.edited_ws(face)
+        floor_s = [seconds(lambda: generator.synthesize(ws)) for _ in range(moves)]
+    else:
+        z = renderer.edited_z(face)
+        floor_s = [seconds(lambda: generator.render(z)) for _ in range(moves)]
     pca_s = seconds(lambda: pca_directions(generator, samples=pca_samples))
     slider = statistics.median(move_s)
     goal = f" (goal <= {SLIDER_GOAL_SECONDS} s)" if generator.has_w_space else ""
@@ -72,6 +79,7 @@ def bench_model(label: str, generator: Generator, moves: int, pca_samples: int) 
         f"  SeFa, 20 directions:               {sefa_s * 1e3:8.0f} ms (goal < {SEFA_GOAL_SECONDS:.0f} s); "
         f"first in the process {sefa_first_s * 1e3:.0f} ms"
     )
+    print(f"  network alone (baseline):          {statistics.median(floor_s) * 1e3:8.0f} ms median")
     print(f"  PCA, 20 directions of {pca_samples} samples: {pca_s:6.2f} s")
 
 

@@ -27,7 +27,7 @@ from facegen.device import describe, use_exact_float32  # noqa: E402
 from facegen.errors import FacegenError  # noqa: E402
 from facegen.formats.nvidia_pickle import load_nvidia_generator  # noqa: E402
 from facegen.generator import Generator, ModelInfo  # noqa: E402
-from facegen.models import architecture_classes, build_generator  # noqa: E402
+from facegen.models import build_generator, get_architecture  # noqa: E402
 from facegen.registry import load_generator  # noqa: E402
 from facegen.train import runs  # noqa: E402
 from facegen.train.config import resolve_config  # noqa: E402
@@ -62,7 +62,7 @@ def families() -> dict[str, Callable[[], Generator]]:
     def random_network(architecture: str, values: dict) -> Callable[[], Generator]:
         def build() -> Generator:
             torch.manual_seed(0)
-            config = architecture_classes(architecture)[0](**values)
+            config = get_architecture(architecture).config_class(**values)
             info = ModelInfo(architecture, architecture, config.z_dim, 32)
             return Generator(build_generator(architecture, config), info)
 

@@ -24,7 +24,7 @@ from bench.common import best_seconds  # noqa: E402
 from facegen.device import PRECISIONS, describe, resolve_device  # noqa: E402
 from facegen.errors import FacegenError  # noqa: E402
 from facegen.generator import Generator, ModelInfo  # noqa: E402
-from facegen.models import architecture_classes, build_generator  # noqa: E402
+from facegen.models import build_generator, get_architecture  # noqa: E402
 
 NETWORKS = {
     "dcgan-64": ("dcgan", {"resolution": 64}),
@@ -48,7 +48,7 @@ def psnr(reference: np.ndarray, image: np.ndarray) -> float:
 def random_generator(name: str, device: torch.device) -> Generator:
     architecture, values = NETWORKS[name]
     torch.manual_seed(0)
-    config = architecture_classes(architecture)[0](**values)
+    config = get_architecture(architecture).config_class(**values)
     network = build_generator(architecture, config)
     resolution = values.get("resolution") or values["img_resolution"]
     return Generator(network, ModelInfo(name, architecture, config.z_dim, resolution), device)

@@ -2,7 +2,7 @@
 
 A `Generator` wraps a network module (own or reimplemented NVIDIA) plus what a user needs to know about it. The
 network contract is small, so any architecture plugs in: `GeneratorNetwork`, and `StyleNetwork` for networks with
-a W space.
+a W space. StyleGAN3 synthesis also takes `input_transform`, a 3x3 camera transform for one call.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ class ModelInfo:
     labels_are_attributes: bool = False
     has_w_space: bool = False
     has_noise_inputs: bool = False
-    file_sha256: str | None = None
     description: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -158,6 +157,20 @@ class Generator:
     def has_w_space(self) -> bool:
         return self.info.has_w_space
 
+    @property
+    def num_ws(self) -> int:
+        """How many ws the synthesis network reads (one per style layer); 0 without a W space."""
+        return self.network.config.num_ws if self.has_w_space else 0
+
+    @property
+    def w_dim(self) -> int:
+        return self.network.config.w_dim if self.has_w_space else 0
+
+    @property
+    def has_camera(self) -> bool:
+        """StyleGAN3's input transform: translate and rotate the face."""
+        return self.info.family == "stylegan3"
+
     def to(self, device: str | torch.device) -> Generator:
         """Move to `device`; a lower precision the new device cannot compute natively falls back to float32."""
         self.device = torch.device(device)
@@ -205,6 +218,22 @@ class Generator:
             )
         return matrix.float()
 
+    def check_truncation_cutoff(self, truncation_cutoff: int | None) -> int | None:
+        """NVIDIA's truncation_cutoff: psi applies to the first K ws only (None: all of them)."""
+        if truncation_cutoff is None:
+            return None
+        if not self.has_w_space:
+            raise FacegenError(
+                f"Model {self.info.model_id} has no style layers, so a truncation cutoff does not apply; "
+                "leave --cutoff unset."
+            )
+        if not 1 <= truncation_cutoff <= self.num_ws:
+            raise FacegenError(
+                f"Truncation cutoff {truncation_cutoff} is outside 1..{self.num_ws}: this model has "
+                f"{self.num_ws} ws (layers 0-{self.num_ws - 1})."
+            )
+        return int(truncation_cutoff)
+
     # -- rendering ----------------------------------------------------------------------------------------
     def render(
         self,
@@ -213,9 +242,10 @@ class Generator:
         truncation_psi: float = 1.0,
         noise_mode: NoiseMode = "const",
         batch_size: int = 16,
+        truncation_cutoff: int | None = None,
     ) -> torch.Tensor:
         """Latents [N, z_dim] to float images [N, 3, H, W] on the CPU, computed in batches."""
-        batches = self.iter_render(latents, labels, truncation_psi, noise_mode, batch_size)
+        batches = self.iter_render(latents, labels, truncation_psi, noise_mode, batch_size, truncation_cutoff)
         return torch.cat([images.cpu() for images in batches])
 
     def iter_render(
@@ -225,12 +255,14 @@ class Generator:
         truncation_psi: float = 1.0,
         noise_mode: NoiseMode = "const",
         batch_size: int = 16,
+        truncation_cutoff: int | None = None,
     ) -> Iterator[torch.Tensor]:
         """Like `render`, one batch at a time, so long renders (videos) keep memory flat.
 
         Batches stay on the generator's device (float32), so GPU callers convert or measure them there.
         """
         truncation_psi = check_truncation_psi(truncation_psi)
+        truncation_cutoff = self.check_truncation_cutoff(truncation_cutoff)
         check_noise_mode(noise_mode)
         z = torch.as_tensor(np.asarray(latents, dtype=np.float32))
         if z.ndim != 2 or z.shape[1] != self.z_dim:
@@ -239,9 +271,12 @@ class Generator:
         for start in range(0, len(z), batch_size):
             with torch.inference_mode(), devices.autocast(self.device, self.network, self.compute_dtype):
                 batch_c = None if c is None else c[start : start + batch_size].to(self.device)
-                images = self.network(
-                    z[start : start + batch_size].to(self.device), batch_c, truncation_psi, noise_mode
-                )
+                batch_z = z[start : start + batch_size].to(self.device)
+                if truncation_cutoff is None:
+                    images = self.network(batch_z, batch_c, truncation_psi, noise_mode)
+                else:
+                    ws = self.network.mapping(batch_z, batch_c, truncation_psi, truncation_cutoff)
+                    images = self.network.synthesis(ws, noise_mode)
             yield images.float()
 
     def sample(
@@ -252,6 +287,7 @@ class Generator:
         labels: object = None,
         noise_mode: NoiseMode = "const",
         batch_size: int = 16,
+        truncation_cutoff: int | None = None,
     ) -> np.ndarray:
         """Seeds or latents to uint8 NHWC images.
 
@@ -262,7 +298,7 @@ class Generator:
             raise FacegenError("Give either seeds or latents.")
         if seeds is not None:
             latents = self.latents_for_seeds(seeds)
-        batches = self.iter_render(latents, labels, truncation_psi, noise_mode, batch_size)
+        batches = self.iter_render(latents, labels, truncation_psi, noise_mode, batch_size, truncation_cutoff)
         return np.concatenate([images_to_uint8(images) for images in batches])
 
     # -- W space (StyleGAN) -------------------------------------------------------------------------------
@@ -281,22 +317,40 @@ class Generator:
         """Latents [N, z_dim] to ws [N, num_ws, w_dim] on the CPU."""
         self._require_w_space()
         truncation_psi = check_truncation_psi(truncation_psi)
+        truncation_cutoff = self.check_truncation_cutoff(truncation_cutoff)
         z = torch.as_tensor(np.asarray(latents, dtype=np.float32)).to(self.device)
         c = self.label_matrix(labels, len(z))
         c = None if c is None else c.to(self.device)
         return self.network.mapping(z, c, truncation_psi, truncation_cutoff).float().cpu()
 
-    def synthesize(self, ws: torch.Tensor, noise_mode: NoiseMode = "const") -> torch.Tensor:
-        """ws [N, num_ws, w_dim] to float images [N, 3, H, W] on the CPU."""
-        return self._synthesize_on_device(ws, noise_mode).cpu()
+    def synthesize(
+        self, ws: torch.Tensor, noise_mode: NoiseMode = "const", input_transform: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] to float images [N, 3, H, W] on the CPU.
 
-    def synthesize_uint8(self, ws: torch.Tensor, noise_mode: NoiseMode = "const") -> np.ndarray:
+        `input_transform` (StyleGAN3 only): a 3x3 camera transform for this call; the network keeps its own.
+        """
+        return self._synthesize_on_device(ws, noise_mode, input_transform).cpu()
+
+    def synthesize_uint8(
+        self, ws: torch.Tensor, noise_mode: NoiseMode = "const", input_transform: torch.Tensor | None = None
+    ) -> np.ndarray:
         """ws [N, num_ws, w_dim] to uint8 NHWC images, converted on the generator's device."""
-        return images_to_uint8(self._synthesize_on_device(ws, noise_mode))
+        return images_to_uint8(self._synthesize_on_device(ws, noise_mode, input_transform))
 
     @torch.inference_mode()
-    def _synthesize_on_device(self, ws: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
+    def _synthesize_on_device(
+        self, ws: torch.Tensor, noise_mode: NoiseMode, input_transform: torch.Tensor | None
+    ) -> torch.Tensor:
         self._require_w_space()
         check_noise_mode(noise_mode)
+        camera = {}
+        if input_transform is not None:
+            if not self.has_camera:
+                raise FacegenError(
+                    f"Model {self.info.model_id} ({self.info.family}) has no camera; translate and rotate need "
+                    "StyleGAN3."
+                )
+            camera = {"input_transform": input_transform.to(self.device)}
         with devices.autocast(self.device, self.network, self.compute_dtype):
-            return self.network.synthesis(ws.to(self.device), noise_mode).float()
+            return self.network.synthesis(ws.to(self.device), noise_mode, **camera).float()

@@ -28,8 +28,8 @@ import torch
 
 from facegen import hub
 from facegen.data import DatasetReport, FaceDataset, open_dataset
-from facegen.errors import FacegenError, FetchError
 from facegen.device import use_exact_float32
+from facegen.errors import FacegenError, FetchError
 from facegen.generator import Generator, images_to_uint8_tensor
 from facegen.images import write_atomically
 

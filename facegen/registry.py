@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from facegen import data, formats, hub
-from facegen.formats.converted import load_cached_weights
 from facegen.errors import CorruptFileError, FacegenError, FetchError, ModelNotFoundError, UnsafePickleError
+from facegen.formats.converted import load_cached_weights
 from facegen.generator import Generator
 from facegen.spec import HubRef, ModelIdentity, ModelSpec, RunRef, WeightsFile, parse_spec
 
@@ -307,7 +307,7 @@ def _check_structure(entry: CatalogEntry, path: Path, shown_as: Path, sha256: st
             f"{entry.format} as {entry.model_id} is. Check that you downloaded {entry.filename} from the link in the "
             "model card."
         )
-    generator = formats.load_weights(path, entry.model_id, sha256=sha256, format_name=entry.format)
+    generator = formats.load_weights(path, entry.model_id, format_name=entry.format)
     found = {
         "family": generator.info.family,
         "resolution": generator.info.resolution,
@@ -353,11 +353,11 @@ def load_generator(
                 "by its id."
             )
         sha256 = verified_sha256(spec.path)
-        generator = formats.load_weights(spec.path, model_id=str(spec), device=device, sha256=sha256)
+        generator = formats.load_weights(spec.path, model_id=str(spec), device=device)
     elif isinstance(spec, HubRef):
         weights = fetch_hub_file(spec, progress)
         sha256 = verified_sha256(weights)
-        generator = formats.load_weights(weights, model_id=str(spec), device=device, sha256=sha256)
+        generator = formats.load_weights(weights, model_id=str(spec), device=device)
     else:
         entry = catalog_entry(spec.model_id)
         generator = load_catalog_model(entry, device, progress)

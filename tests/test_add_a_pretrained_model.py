@@ -87,7 +87,7 @@ def test_a_catalog_entry_and_a_card_make_a_model(host, tmp_path, monkeypatch, ca
     generator = registry.load_generator("tiny-faces")
     expected = load_dcgan_generator(served, "the file itself").sample(seeds=SEEDS)
     assert np.array_equal(generator.sample(seeds=SEEDS), expected)
-    assert generator.info.file_sha256 == sha256_file(served)
+    assert generator.identity.weights_sha256 == sha256_file(served)
 
 
 TOY_MAGIC = b"TOY-DCGAN\n"
@@ -99,7 +99,7 @@ def write_toy_file(path: Path, seed: int) -> Path:
     return path
 
 
-def load_toy_generator(path: Path, model_id: str, device: str = "cpu", sha256: str | None = None) -> Generator:
+def load_toy_generator(path: Path, model_id: str, device: str = "cpu") -> Generator:
     """Step 3's reader: the file's names mapped onto facegen's DCGAN, with the reader signature every format has."""
     stored = load_safetensors(Path(path).read_bytes()[len(TOY_MAGIC) :])
     # safetensors keeps names sorted as text (main.12 before main.3); the layer sizes are read in layer order
@@ -107,7 +107,7 @@ def load_toy_generator(path: Path, model_id: str, device: str = "cpu", sha256: s
     config = dcgan_config_from_state(state)
     network = DCGANGenerator(config)
     network.load_state_dict(state)
-    info = ModelInfo(model_id, "dcgan", config.z_dim, config.resolution, file_sha256=sha256 or sha256_file(path))
+    info = ModelInfo(model_id, "dcgan", config.z_dim, config.resolution)
     return Generator(network, info, device)
 
 
@@ -136,7 +136,7 @@ def test_a_new_format_is_one_row_of_the_table(host, tmp_path, monkeypatch):
     again = registry.load_generator("tiny-toy")
     assert len(host.requests) == requests
     assert np.array_equal(again.sample(seeds=SEEDS), expected)
-    assert again.info.file_sha256 == sha256_file(served)
+    assert again.identity.weights_sha256 == sha256_file(served)
 
 
 def test_a_format_missing_from_the_table_is_named(tmp_path, monkeypatch, host):

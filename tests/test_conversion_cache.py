@@ -16,9 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from facegen import hub, registry
+from facegen import formats, hub, registry
 from facegen.cli import main as cli_main
-from facegen import formats
 from facegen.formats import facebook_pgan, nvidia_pickle, tf_progan, torch_checkpoint
 from facegen.formats.converted import converted_path
 from tests.fake_host import FakeHost, use_catalog
@@ -140,7 +139,8 @@ def test_second_load_reads_no_pickle_and_draws_the_same_faces(host, tmp_path, mo
     assert str(registry.cached_path(entry)) not in opened, "the source file is not even opened"
     assert str(converted) in opened
     assert np.array_equal(second.sample(seeds=SEEDS), faces)
-    assert second.info.file_sha256 == first.info.file_sha256 == hub.recorded_sha256(registry.cached_path(entry))
+    assert second.identity == first.identity
+    assert second.identity.weights_sha256 == hub.recorded_sha256(registry.cached_path(entry))
     assert (second.info.family, second.resolution, second.z_dim) == (first.info.family, first.resolution, first.z_dim)
 
 
@@ -161,7 +161,7 @@ def test_replaced_source_invalidates_the_conversion(host, tmp_path, monkeypatch)
     other = write_progan(tmp_path / "other-progan.pkl", seed=9)
     registry.install_from_file("served", other)
     new = registry.load_generator("served")
-    assert new.info.file_sha256 == hub.sha256_file(other)
+    assert new.identity.weights_sha256 == hub.sha256_file(other)
     assert not np.array_equal(new.sample(seeds=SEEDS), old_faces)
     assert np.array_equal(new.sample(seeds=SEEDS), tf_progan.load_tf_progan_generator(other).sample(seeds=SEEDS))
 

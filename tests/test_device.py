@@ -11,7 +11,7 @@ from facegen import device as devices
 from facegen.cli import main
 from facegen.formats.nvidia_pickle import load_nvidia_generator
 from facegen.generator import Generator, ModelInfo
-from facegen.models import architecture_classes, build_generator
+from facegen.models import build_generator, get_architecture
 from facegen.sampling import SampleRequest, recipe_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "nvidia"
@@ -78,12 +78,12 @@ def test_train_refuses_cuda_without_a_gpu(no_cuda):
 
 
 def tiny_stylegan2() -> torch.nn.Module:
-    config_class, _ = architecture_classes("stylegan2")
+    config_class = get_architecture("stylegan2").config_class
     return build_generator("stylegan2", config_class(img_resolution=16, channel_base=256, channel_max=32, num_fp16_res=2))
 
 
 def test_auto_means_nvidia_float16_blocks_on_cuda_bfloat16_where_native_else_float32(monkeypatch):
-    network, dcgan = tiny_stylegan2(), build_generator("dcgan", architecture_classes("dcgan")[0](resolution=32))
+    network, dcgan = tiny_stylegan2(), build_generator("dcgan", get_architecture("dcgan").config_class(resolution=32))
     cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
     monkeypatch.setattr(devices, "has_native_bfloat16", lambda device: True)
     assert devices.choose_dtype("auto", cuda, network) == torch.float16
@@ -116,7 +116,7 @@ def small_generators() -> dict[str, Generator]:
     }
     generators = {}
     for architecture, values in configs.items():
-        config = architecture_classes(architecture)[0](**values)
+        config = get_architecture(architecture).config_class(**values)
         network = build_generator(architecture, config)
         for module in network.modules():  # trained-looking batch-norm statistics, so folding them matters
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -1,5 +1,6 @@
-"""Imports flow one way: page/CLI → registry → training → formats/convert → models → generator → foundation, with
-data, video and metrics beside the models (they use a Generator, never a network or a file format).
+"""Imports flow one way: page/CLI → registry → training → formats → models → generator → foundation, with
+data, video and metrics beside the models (they use a Generator, never a network or a file format), and editing
+beside the registry (it reads direction files through formats and renders through a Generator).
 
 Every module of the package is parsed, function-level imports included, and may import only its own layer and
 the layers beneath it.
@@ -23,7 +24,8 @@ BENEATH: dict[str, tuple[str, ...]] = {
     "data, video, metrics": ("generator",),
     "training": ("formats", "data, video, metrics"),
     "registry": ("training",),
-    "app": ("registry",),
+    "editing": ("formats", "data, video, metrics"),
+    "app": ("registry", "editing"),
 }
 # each name stands for the module of that name and, for a package, every module inside it
 MODULE_LAYERS: dict[str, str] = {
@@ -45,6 +47,7 @@ MODULE_LAYERS: dict[str, str] = {
     "facegen.compare": "data, video, metrics",
     "facegen.train": "training",
     "facegen.registry": "registry",
+    "facegen.editing": "editing",
     "facegen.cli": "app",
     "facegen.ui": "app",
     "facegen.__main__": "app",

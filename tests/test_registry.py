@@ -237,7 +237,7 @@ def test_truncated_shipped_model_offline_gives_a_clear_error(tmp_path, monkeypat
 @pytest.mark.needs_package_index
 def test_the_shipped_dcgan_comes_from_the_package_index_and_draws_distinct_faces(shipped_dcgan):
     """The one test of the real pretrained weights: every other test that needs a model uses tests/fixtures/."""
-    assert shipped_dcgan.info.file_sha256 == registry.catalog_entry("digiface-dcgan64").sha256
+    assert shipped_dcgan.identity.weights_sha256 == registry.catalog_entry("digiface-dcgan64").sha256
     faces = shipped_dcgan.sample(seeds=range(16))
     assert faces.shape == (16, 64, 64, 3)
     assert all(face.std() > 10 for face in faces), "a face is blank"

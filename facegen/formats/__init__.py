@@ -1,7 +1,7 @@
 """Weight file formats: one table of the formats facegen reads, how each is recognised, and which reader loads it.
 
 Each reader lives in its own module, knows one format and maps its names onto facegen's modules; every reader is
-called as `reader(path, model_id=, device=, sha256=)` and returns a Generator. A foreign format (another project's
+called as `reader(path, model_id=, device=)` and returns a Generator. A foreign format (another project's
 pickle or checkpoint) is read once per catalog download and then kept as facegen's own checkpoint:
 `facegen.formats.converted`.
 """
@@ -79,11 +79,11 @@ class WeightsFormat:
     reader: str  # "module:function", imported on first use so a page imports only the readers it needs
     foreign: bool  # another project's file: read once, then kept converted into facegen's own checkpoint
 
-    def load(self, path: Path, model_id: str, device: str = "cpu", sha256: str | None = None) -> Generator:
+    def load(self, path: Path, model_id: str, device: str = "cpu") -> Generator:
         check_declared_sizes(path)
         module_name, function_name = self.reader.split(":")
         read = getattr(importlib.import_module(module_name), function_name)
-        return read(path, model_id=model_id, device=device, sha256=sha256)
+        return read(path, model_id=model_id, device=device)
 
 
 FORMATS: tuple[WeightsFormat, ...] = (
@@ -181,11 +181,6 @@ def sniff_format(path: Path) -> str:
     )
 
 
-def load_weights(
-    path: Path, model_id: str, device: str = "cpu", sha256: str | None = None, format_name: str | None = None
-) -> Generator:
-    """The Generator in the weights file at `path`, read in `format_name` (sniffed when not given).
-
-    `sha256`: the file's hash when the caller already verified it, so a file of a few hundred MB is not hashed twice.
-    """
-    return weights_format(format_name or sniff_format(path)).load(path, model_id, device, sha256)
+def load_weights(path: Path, model_id: str, device: str = "cpu", format_name: str | None = None) -> Generator:
+    """The Generator in the weights file at `path`, read in `format_name` (sniffed when not given)."""
+    return weights_format(format_name or sniff_format(path)).load(path, model_id, device)

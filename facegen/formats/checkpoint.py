@@ -153,12 +153,9 @@ def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -
 
 
 def load_generator(
-    weights_path: str | Path, model_id: str | None = None, device: str = "cpu", sha256: str | None = None
+    weights_path: str | Path, model_id: str | None = None, device: str = "cpu"
 ) -> Generator:
-    """Build a Generator from an own checkpoint; the JSON's `info` fills the ModelInfo, the network what it lacks.
-
-    `sha256`: the hash of the file the weights came from, when the caller verified it (the registry does).
-    """
+    """Build a Generator from an own checkpoint; the JSON's `info` fills the ModelInfo, the network what it lacks."""
     weights_path = Path(weights_path)
     network, description = load_network(weights_path, device)
     config = description["config"]
@@ -169,8 +166,6 @@ def load_generator(
     info_values.setdefault("resolution", drawn_resolution(network))
     if "label_names" in info_values:
         info_values["label_names"] = tuple(info_values["label_names"])
-    if sha256:
-        info_values["file_sha256"] = sha256
     info_values["model_id"] = model_id or info_values.get("model_id") or str(weights_path)
     return Generator(network, ModelInfo(**info_values), device)
 

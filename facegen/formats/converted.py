@@ -48,7 +48,7 @@ def load_cached_weights(
         if converted is not None:
             return converted
     source = verify_source()
-    generator = file_format.load(source, model_id, device, hub.recorded_sha256(source))
+    generator = file_format.load(source, model_id, device)
     if file_format.foreign:
         try:
             save_converted(generator, converted_path(source), source)

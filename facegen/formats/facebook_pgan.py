@@ -135,7 +135,7 @@ def convert_facebook_pgan(
 
 
 def load_facebook_pgan_generator(
-    path: str | Path, model_id: str | None = None, device: str = "cpu", sha256: str | None = None
+    path: str | Path, model_id: str | None = None, device: str = "cpu"
 ) -> Generator:
     """A pytorch_GAN_zoo PGAN checkpoint's averaged generator as a facegen Generator."""
     path = Path(path)
@@ -145,4 +145,4 @@ def load_facebook_pgan_generator(
     except CorruptFileError as error:
         raise CorruptFileError(f"{path.name}: {error}") from None
     description = f"Facebook PGAN (pytorch_GAN_zoo) from {path.name}"
-    return progan_generator(network, converted, path, model_id, device, sha256, description)
+    return progan_generator(network, converted, path, model_id, device, description)

@@ -35,7 +35,6 @@ import torch
 
 from facegen.errors import CorruptFileError, FacegenError, ModelNotFoundError, UnsafePickleError
 from facegen.generator import Generator, ModelInfo
-from facegen.hub import sha256_file
 from facegen.models import build_generator
 
 PERSISTENCE_VERSION = 6  # torch_utils.persistence._version; NVIDIA's loader requires equality too
@@ -685,13 +684,9 @@ def _attribute(module: PersistentModule, name: str) -> Any:
 
 
 def load_nvidia_generator(
-    path: str | Path, model_id: str | None = None, device: str = "cpu", sha256: str | None = None
+    path: str | Path, model_id: str | None = None, device: str = "cpu"
 ) -> Generator:
-    """An NVIDIA StyleGAN2/2-ADA/3 pickle as a facegen Generator (G_ema, else G), running facegen's own code.
-
-    `sha256`: the file's hash when the caller already verified it (the registry does), so a release of a few
-    hundred MB is not hashed twice.
-    """
+    """An NVIDIA StyleGAN2/2-ADA/3 pickle as a facegen Generator (G_ema, else G), running facegen's own code."""
     path = Path(path)
     snapshot = read_network_pickle(path)
     g = snapshot["G_ema"] if isinstance(snapshot["G_ema"], PersistentModule) else snapshot["G"]
@@ -715,7 +710,6 @@ def load_nvidia_generator(
         label_names=tuple(f"class {index}" for index in range(c_dim)),
         has_w_space=True,
         has_noise_inputs=family == "stylegan2",
-        file_sha256=sha256 or sha256_file(path),
         description=f"NVIDIA {description['variant']} network from {path.name}",
         extra=description,
     )

@@ -37,7 +37,6 @@ import torch
 from facegen.errors import CorruptFileError, FacegenError, UnsafePickleError
 from facegen.formats.nvidia_pickle import NETWORK_GLOBALS, DataBuilder, RestrictedUnpickler, printable
 from facegen.generator import Generator, ModelInfo
-from facegen.hub import sha256_file
 from facegen.models.progan import ProGANConfig, ProGANGenerator
 
 TF_NETWORK_VERSION = 2  # tfutil.Network.__getstate__ of progressive_growing_of_gans
@@ -252,7 +251,6 @@ def progan_generator(
     path: Path,
     model_id: str | None,
     device: str,
-    sha256: str | None,
     description: str,
 ) -> Generator:
     """Load `state` into `network` and wrap it as a Generator rendering at the network's current lod."""
@@ -269,7 +267,6 @@ def progan_generator(
         family="progan",
         z_dim=network.config.z_dim,
         resolution=network.current_resolution,
-        file_sha256=sha256 or sha256_file(path),
         description=description,
         extra={"lod": lod, "final_resolution": network.config.resolution},
     )
@@ -277,7 +274,7 @@ def progan_generator(
 
 
 def load_tf_progan_generator(
-    path: str | Path, model_id: str | None = None, device: str = "cpu", sha256: str | None = None
+    path: str | Path, model_id: str | None = None, device: str = "cpu"
 ) -> Generator:
     """A TensorFlow ProGAN pickle's Gs as a facegen Generator, running facegen's own code."""
     path = Path(path)
@@ -288,4 +285,4 @@ def load_tf_progan_generator(
     except CorruptFileError as error:
         raise CorruptFileError(f"{path.name}: {error}") from None
     description = f"NVIDIA ProGAN ({network.name} of the TensorFlow release) from {path.name}"
-    return progan_generator(ProGANGenerator(config), state, path, model_id, device, sha256, description)
+    return progan_generator(ProGANGenerator(config), state, path, model_id, device, description)

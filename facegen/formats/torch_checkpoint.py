@@ -14,7 +14,6 @@ import torch
 
 from facegen.errors import CorruptFileError
 from facegen.generator import Generator, ModelInfo
-from facegen.hub import sha256_file
 from facegen.models.dcgan import DCGANConfig, DCGANGenerator
 
 STATE_DICT_KEYS = ("netG_state_dict", "generator", "state_dict", "netG")
@@ -52,7 +51,7 @@ def dcgan_config_from_state(state: dict[str, torch.Tensor]) -> DCGANConfig:
     )
 
 
-def load_dcgan_generator(path: Path, model_id: str, device: str = "cpu", sha256: str | None = None) -> Generator:
+def load_dcgan_generator(path: Path, model_id: str, device: str = "cpu") -> Generator:
     state = read_state_dict(path)
     config = dcgan_config_from_state(state)
     network = DCGANGenerator(config)
@@ -65,6 +64,5 @@ def load_dcgan_generator(path: Path, model_id: str, device: str = "cpu", sha256:
         family="dcgan",
         z_dim=config.z_dim,
         resolution=config.resolution,
-        file_sha256=sha256 or sha256_file(path),
     )
     return Generator(network, info, device)

@@ -292,6 +292,7 @@ class SynthesisInput(nn.Module):
     """Fourier features sin(2 pi (x . f + phi)) on a sampling grid, rotated and translated by an affine of w.
 
     `transform` is a user-set 3x3 transform of the output (identity unless set; e.g. to pan or rotate faces).
+    A call may pass its own instead, so one network shared by many callers never has its buffer rewritten.
     """
 
     def __init__(self, w_dim: int, geometry: StyleGAN3InputGeometry) -> None:
@@ -312,7 +313,7 @@ class SynthesisInput(nn.Module):
         grid_y, grid_x = torch.meshgrid(positions, positions, indexing="ij")
         self.register_buffer("grid", torch.stack([grid_x, grid_y], dim=-1), persistent=False)  # [H, W, 2]
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, w: torch.Tensor, transform: torch.Tensor | None = None) -> torch.Tensor:
         t = self.affine(w)  # [N, 4]: (cos, sin) of the rotation, then the translation
         t = t / t[:, :2].norm(dim=1, keepdim=True)
         batch = len(w)
@@ -321,7 +322,8 @@ class SynthesisInput(nn.Module):
         rotation[:, 1, 0], rotation[:, 1, 1] = t[:, 1], t[:, 0]
         translation = torch.eye(3, device=w.device).repeat(batch, 1, 1)
         translation[:, 0, 2], translation[:, 1, 2] = -t[:, 2], -t[:, 3]
-        transforms = rotation @ translation @ self.transform  # [N, 3, 3]
+        user_transform = self.transform if transform is None else transform.to(self.transform)
+        transforms = rotation @ translation @ user_transform  # [N, 3, 3]
 
         # Transforming the frequencies and phases transforms the continuous signal they describe.
         phases = self.phases + (self.freqs @ transforms[:, :2, 2:]).squeeze(2)  # [N, C]
@@ -403,10 +405,13 @@ class SynthesisNetwork(nn.Module):
         for geometry in config.layers:
             setattr(self, geometry.name, SynthesisLayer(config.w_dim, geometry, config.conv_clamp))
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+    def forward(
+        self, ws: torch.Tensor, noise_mode: str = "const", input_transform: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`input_transform`: a 3x3 transform used instead of the stored `input.transform` for this call."""
         del noise_mode  # accepted for the W-space contract; StyleGAN3 has no noise inputs
         ws = ws.float().unbind(dim=1)
-        x = self.input(ws[0])
+        x = self.input(ws[0], input_transform)
         for name, w in zip(self.layer_names, ws[1:]):
             x = getattr(self, name)(x, w)
         return (x.float() * self.output_scale).contiguous()

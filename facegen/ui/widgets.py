@@ -16,7 +16,14 @@ from facegen.device import DEFAULT_PRECISION, PRECISIONS, available_devices, che
 from facegen.errors import FacegenError
 from facegen.generator import Generator
 from facegen.latent import parse_seeds, random_seeds
-from facegen.registry import ModelChoice, catalog_entry, fetch_model, list_model_choices, load_generator, pin_run_checkpoint
+from facegen.registry import (
+    ModelChoice,
+    catalog_entry,
+    fetch_model,
+    list_model_choices,
+    load_generator,
+    pin_run_checkpoint,
+)
 
 CUSTOM_PATH = "Weights file path…"
 DEVICE_KEY, PRECISION_KEY = "device", "precision"

@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from facegen.formats.checkpoint import load_generator, save_generator
-from facegen.models import config_from_dict
-from facegen.models import stylegan3
+from facegen.models import config_from_dict, stylegan3
 from facegen.models.stylegan3 import StyleGAN3Config, StyleGAN3Generator, filtered_lrelu
 
 

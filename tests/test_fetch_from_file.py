@@ -39,10 +39,10 @@ url = "https://downloads.invalid/{model_id}.pkl"
 
 @pytest.fixture
 def catalog(tmp_path, monkeypatch) -> Path:
-    """Two NVIDIA entries without hashes: one the sg2 fixture is (64 px, z and w 128), one like FFHQ 1024."""
+    """Two NVIDIA entries without hashes: one the sg2 fixture is (64 px, z and w 96), one like FFHQ 1024."""
     path = tmp_path / "catalog.toml"
     path.write_text(
-        catalog_table("small-faces", "stylegan2", 64, 128, 128)
+        catalog_table("small-faces", "stylegan2", 64, 96, 96)
         + catalog_table("ffhq-like", "stylegan2", 1024, 512, 512)
     )
     monkeypatch.setattr(registry, "CATALOG_PATH", path)

@@ -60,11 +60,11 @@ def test_sample_page_custom_path_that_does_not_exist_shows_error():
     assert any("does not exist" in error.value for error in app.error)
 
 
-def test_sidebar_offers_this_machines_devices_and_refuses_emulated_bfloat16(dcgan, monkeypatch):
+def test_sidebar_offers_this_machines_devices_and_refuses_emulated_bfloat16(monkeypatch):
     from facegen import device as devices
 
     monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx512f"}))  # a CPU without bfloat16
-    app = AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S).run()
+    app = with_tiny_model(AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S)).run()
     assert app.sidebar.selectbox(key="device").options[-1] == "cpu (float32)"
     app.sidebar.selectbox(key="precision").set_value("bf16").run()
     assert not app.exception

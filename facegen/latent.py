@@ -251,3 +251,59 @@ def keyframe_seed_table(seeds: Sequence[int], cells: int = 1) -> list[list[int]]
             f"(e.g. {len(seeds) - len(seeds) % cells or cells * MIN_KEYFRAMES}), or add random keyframes."
         )
     return [list(seeds[start : start + cells]) for start in range(0, len(seeds), cells)]
+
+
+# -- walks without keyframes ------------------------------------------------------------------------------------
+#
+# A clip's walk: through keyframes; a sweep along one direction (from -amount to +amount through a face); or a
+# seamless loop that needs no keyframes, drawn from a seed. Loops are drawn in z: every point of them is a
+# standard Gaussian latent, so every frame is a face the model draws as often as any other.
+
+WALKS: tuple[str, ...] = ("keyframes", "sweep", "circle", "noise-loop")
+LOOP_WALKS: tuple[str, ...] = ("circle", "noise-loop")
+# harmonics of the noise loop, with amplitudes falling as 1/k: a few slow turns with smaller wobbles on top
+NOISE_LOOP_HARMONICS = 4
+
+
+def check_walk(walk: str) -> str:
+    if walk not in WALKS:
+        raise FacegenError(f"Unknown walk {walk!r}. Choose one of: {', '.join(WALKS)}.")
+    return walk
+
+
+@dataclass(frozen=True, eq=False)
+class LatentLoop:
+    """A closed walk through Gaussian latents: z(t) = sum_k amplitude_k (a_k cos 2πkt + b_k sin 2πkt), t in [0, 1).
+
+    With a_k, b_k standard Gaussian and the squared amplitudes summing to 1, every z(t) is itself standard
+    Gaussian: it has the norm of a drawn latent (about sqrt(z_dim)) all the way round. One harmonic is the circle
+    z(t) = cos(2πt)·a + sin(2πt)·b; more harmonics make a smooth random ("noise") loop. The loop ends where it
+    began with matching speed, so a repeating player shows no seam.
+    """
+
+    cosines: np.ndarray  # a_k: [harmonics, walks, z_dim]
+    sines: np.ndarray  # b_k: [harmonics, walks, z_dim]
+    amplitudes: np.ndarray  # [harmonics]
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The loop's latents at `positions` (fractions of the loop): [N, walks, z_dim]."""
+        angles = 2 * np.pi * np.outer(np.asarray(positions, dtype=np.float64), np.arange(1, len(self.amplitudes) + 1))
+        cosine_weights = np.cos(angles) * self.amplitudes  # [N, harmonics]
+        sine_weights = np.sin(angles) * self.amplitudes
+        latents = np.einsum("nk,kwd->nwd", cosine_weights, self.cosines)
+        latents += np.einsum("nk,kwd->nwd", sine_weights, self.sines)
+        return latents.astype(np.float32)
+
+
+def latent_loop(walk: str, seeds: Sequence[int], z_dim: int) -> LatentLoop:
+    """The circle or noise loop of each seed (one walk per seed).
+
+    Each seed's random stream gives a_1, b_1, a_2, b_2, ... in turn; a_1 is the seed's own latent, so a circle
+    loop starts on the face that seed samples.
+    """
+    if walk not in LOOP_WALKS:
+        raise ValueError(f"{walk!r} is not a loop walk")
+    harmonics = 1 if walk == "circle" else NOISE_LOOP_HARMONICS
+    draws = np.stack([np.random.RandomState(seed).randn(2 * harmonics, z_dim) for seed in seeds], axis=1)
+    amplitudes = 1.0 / np.arange(1, harmonics + 1)
+    return LatentLoop(draws[0::2], draws[1::2], amplitudes / np.linalg.norm(amplitudes))

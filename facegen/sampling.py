@@ -18,6 +18,7 @@ class SampleRequest:
     truncation_psi: float = 1.0
     noise_mode: str = "const"
     labels: object = None  # class index, or a label vector for every image
+    truncation_cutoff: int | None = None  # psi on the first K ws only (StyleGAN); None: on all
 
 
 def recipe_for(generator: Generator, request: SampleRequest) -> dict:
@@ -45,6 +46,7 @@ def render(generator: Generator, request: SampleRequest, batch_size: int = 16) -
         labels=request.labels,
         noise_mode=request.noise_mode,
         batch_size=batch_size,
+        truncation_cutoff=request.truncation_cutoff,
     )
 
 

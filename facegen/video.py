@@ -6,7 +6,8 @@ GIL, so generation, composition and encoding overlap, and memory stays flat howe
 pass can feed an MP4 and a GIF at once.
 
 A `ClipRecipe` holds everything that decides the frames. It is written beside the clip as JSON and into the MP4's
-`comment` metadata; rendering a recipe again gives the same frames.
+`comment` metadata; rendering a recipe again gives the same frames. A clip walks through keyframes (seeds, or faces
+with their edits), sweeps one direction through a face, or runs a seamless circle or noise loop (facegen.latent).
 
 ffmpeg is imageio-ffmpeg's binary (the one moviepy uses). We drive it directly rather than through moviepy's
 FFMPEG_VideoWriter because the GIF encoder needs a second input (its palette) and because failed encodes must
@@ -37,16 +38,24 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from facegen.editing.face import Camera, Face, MoveAlong, check_face, edit_from_dict, edit_to_dict, face_labels
+from facegen.editing.layers import check_layers
+from facegen.editing.render import FaceRenderer
 from facegen.errors import FacegenError
 from facegen.generator import Generator, check_noise_mode, check_truncation_psi
 from facegen.images import check_writable_dir
 from facegen.latent import (
+    LOOP_WALKS,
     MAX_SEED,
+    MIN_KEYFRAMES,
     KeyframePath,
+    LatentLoop,
     check_easing,
     check_interpolation,
+    check_walk,
     frame_positions,
     keyframe_seed_table,
+    latent_loop,
     path_frame_count,
 )
 
@@ -88,6 +97,10 @@ MP4_CRF = 18
 MP4_CRF_SMALL_FRAMES = 12
 SMALL_FRAME_PIXELS = 256 * 256
 DEFAULT_SECONDS_PER_TRANSITION = 2.0
+DEFAULT_LOOP_SECONDS = 6.0
+# Linux caps one command-line argument at 128 KiB: a recipe holding many stored faces stays in the JSON beside the
+# clip only, not in the MP4's metadata.
+MP4_COMMENT_MAX_CHARS = 100_000
 FRAMES_AHEAD = 2  # finished batches the producers may hold, in all, ahead of the encoder: enough to keep both busy
 # On CPU two producers take alternate batches. Small batches leave torch's threads idle between parallel ops
 # (and an encoder that preempts one producer stalls only that one), so a second independent batch fills the gaps:
@@ -103,16 +116,37 @@ ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
+class FaceKeyframe:
+    """A face (a recipe, edits included) as keyframe number `position` (0-based) of a walk."""
+
+    position: int
+    face: Face
+
+
+@dataclass(frozen=True)
 class ClipRecipe:
     """Everything that decides a clip's frames.
 
-    Keyframe seeds are listed keyframe by keyframe: with a grid of C cells the first C seeds are every cell's first
-    keyframe. Length is either `seconds` at `fps`, or `frames_per_transition` between neighbouring keyframes.
-    `conditioning` is the class index or label vector of conditional models.
+    `walk` is one of facegen.latent.WALKS:
+    - "keyframes": through keyframes. Keyframe seeds are listed keyframe by keyframe: with a grid of C cells the
+      first C seeds are every cell's first keyframe. `keyframe_faces` put faces (with their edits) at chosen
+      positions among them (one walk only); the seeds fill the other positions in order.
+    - "sweep": from -amount to +amount along `sweep` (a direction edit whose amount is the sweep's reach) through
+      one face per cell: a seed each, or one face at position 0; its middle frame is the face unedited. With
+      `loop` it sweeps back again. It moves in a straight line: `interpolation` does not apply.
+    - "circle" / "noise-loop": a seamless loop drawn from one seed per cell, in z (each frame mapped to w on
+      StyleGAN models); `loop` is always true, and neither `interpolation` nor `easing` applies (constant pace).
+
+    Length is either `seconds` at `fps`, or `frames_per_transition` between neighbouring keyframes (a sweep's one
+    way, a loop's whole turn). `conditioning` is the class index or label vector of conditional models; psi and
+    `truncation_cutoff` (psi on the first K ws only) apply to seeds, faces keep their own.
     """
 
     model: str
     keyframe_seeds: tuple[int, ...]
+    walk: str = "keyframes"
+    keyframe_faces: tuple[FaceKeyframe, ...] = ()
+    sweep: MoveAlong | None = None
     model_sha256: str | None = None
     space: str = "z"
     interpolation: str = "slerp"
@@ -124,6 +158,7 @@ class ClipRecipe:
     grid_rows: int = 1
     grid_cols: int = 1
     truncation_psi: float = 1.0
+    truncation_cutoff: int | None = None
     noise_mode: str = "const"
     conditioning: int | tuple[float, ...] | None = None
     upscale: int = 1
@@ -140,12 +175,15 @@ class ClipRecipe:
                 raise FacegenError(f"{name} must be true or false, not {getattr(self, name)!r}.")
         if not all(isinstance(seed, int) and 0 <= seed <= MAX_SEED for seed in self.keyframe_seeds):
             raise FacegenError(f"Keyframe seeds must be whole numbers from 0 to {MAX_SEED}; got {self.keyframe_seeds}.")
-        keyframe_seed_table(self.keyframe_seeds, self.cells)
         if self.space not in SPACES:
             raise FacegenError(f"Unknown latent space {self.space!r}: choose 'z', or 'w' for StyleGAN models.")
+        check_walk(self.walk)
+        self._check_walk_keyframes()
         check_interpolation(self.interpolation)
         check_easing(self.easing)
         check_truncation_psi(self.truncation_psi)
+        if self.truncation_cutoff is not None:
+            _check_whole("Truncation cutoff", self.truncation_cutoff, 1, 10_000, "--cutoff")
         check_noise_mode(self.noise_mode)
         if self.upscale_filter not in UPSCALE_FILTERS:
             raise FacegenError(
@@ -171,7 +209,7 @@ class ClipRecipe:
                 MAX_FRAMES_PER_TRANSITION,
                 "--frames-per-transition",
             )
-        if self.frame_count < self.keyframes_per_walk:
+        if self.walk == "keyframes" and self.frame_count < self.keyframes_per_walk:
             raise FacegenError(
                 f"{self.frame_count} frames cannot show {self.keyframes_per_walk} keyframes; make the clip longer "
                 "(more seconds or a higher fps) or use fewer keyframes."
@@ -182,13 +220,73 @@ class ClipRecipe:
                 "Shorten it or lower the fps."
             )
 
+    def _check_walk_keyframes(self) -> None:
+        positions = [keyframe.position for keyframe in self.keyframe_faces]
+        if self.keyframe_faces and self.cells > 1:
+            raise FacegenError("Face keyframes walk one face at a time; use a 1x1 grid (drop --grid).")
+        if self.walk != "sweep" and self.sweep is not None:
+            raise FacegenError(f"A direction applies to sweeps only, not to a {self.walk} walk; drop it.")
+        if self.walk == "keyframes":
+            if not self.keyframe_faces:
+                keyframe_seed_table(self.keyframe_seeds, self.cells)
+                return
+            count = len(self.keyframe_seeds) + len(self.keyframe_faces)
+            if count < MIN_KEYFRAMES:
+                raise FacegenError(
+                    f"A clip needs at least {MIN_KEYFRAMES} keyframes; got {count}. Add a seed or another face."
+                )
+            if len(set(positions)) != len(positions) or not all(
+                isinstance(position, int) and 0 <= position < count for position in positions
+            ):
+                raise FacegenError(
+                    f"Face keyframe positions {positions} must be different whole numbers from 0 to {count - 1}."
+                )
+        elif self.walk == "sweep":
+            if self.sweep is None:
+                raise FacegenError(
+                    "A direction sweep needs a direction: name one with --direction NAME (list them with "
+                    "`python -m facegen directions --model M --list`)."
+                )
+            if not (math.isfinite(self.sweep.amount) and self.sweep.amount > 0):
+                raise FacegenError(
+                    f"Sweep amount {self.sweep.amount:g} must be a positive number: the sweep runs from -amount to "
+                    "+amount (e.g. --amount 3)."
+                )
+            if self.keyframe_faces:
+                if self.keyframe_seeds or positions != [0]:
+                    raise FacegenError("A sweep goes through one face: give one face or one seed, not both.")
+            elif len(self.keyframe_seeds) != self.cells:
+                raise FacegenError(
+                    f"A sweep goes through one face per walk: give {self.cells} seed(s) or one face, "
+                    f"not {len(self.keyframe_seeds)} seeds."
+                )
+        else:
+            if self.keyframe_faces:
+                raise FacegenError(f"A {self.walk} loop needs no keyframes; drop the faces (--faces).")
+            if len(self.keyframe_seeds) != self.cells:
+                raise FacegenError(
+                    f"A {self.walk} loop is drawn from one seed per walk: give {self.cells} seed(s), "
+                    f"not {len(self.keyframe_seeds)}."
+                )
+            if not self.loop:
+                raise FacegenError(f"A {self.walk} walk always closes on itself: set loop to true.")
+            if self.space != "z":
+                raise FacegenError(
+                    f"A {self.walk} loop is drawn in z (each frame is mapped to w on StyleGAN models): set space to z."
+                )
+
     @property
     def cells(self) -> int:
         return self.grid_rows * self.grid_cols
 
     @property
     def keyframes_per_walk(self) -> int:
-        return len(self.keyframe_seeds) // self.cells
+        """Keyframes of each walk's path: a sweep's two ends, a loop's one start."""
+        if self.walk == "sweep":
+            return 2
+        if self.walk in LOOP_WALKS:
+            return 1
+        return len(self.keyframe_seeds) // self.cells + len(self.keyframe_faces)
 
     @property
     def frame_count(self) -> int:
@@ -201,8 +299,12 @@ class ClipRecipe:
         return self.frame_count / self.fps
 
     def to_dict(self) -> dict:
-        values = dataclasses.asdict(self)
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         values["keyframe_seeds"] = list(self.keyframe_seeds)
+        values["keyframe_faces"] = [
+            {"position": keyframe.position, "face": keyframe.face.to_dict()} for keyframe in self.keyframe_faces
+        ]
+        values["sweep"] = None if self.sweep is None else edit_to_dict(self.sweep)
         if isinstance(self.conditioning, tuple):
             values["conditioning"] = list(self.conditioning)
         return {"format": RECIPE_FORMAT, "version": RECIPE_VERSION, **values}
@@ -234,14 +336,40 @@ class ClipRecipe:
         if not isinstance(values["keyframe_seeds"], list):
             raise FacegenError(f"{source}: keyframe_seeds must be a list of seeds.")
         values["keyframe_seeds"] = tuple(values["keyframe_seeds"])
+        values["keyframe_faces"] = _read_face_keyframes(values.get("keyframe_faces", []), source)
+        if values.get("sweep") is not None:
+            sweep = edit_from_dict(values["sweep"], f"{source}: sweep")
+            if not isinstance(sweep, MoveAlong):
+                raise FacegenError(f'{source}: the sweep must be a direction edit ("kind": "direction").')
+            values["sweep"] = sweep
         if isinstance(values.get("conditioning"), list):
             values["conditioning"] = tuple(values["conditioning"])
         return cls(**values)
 
 
+def _read_face_keyframes(values: object, source: str) -> tuple[FaceKeyframe, ...]:
+    if not isinstance(values, list) or not all(
+        isinstance(item, dict) and set(item) == {"position", "face"} for item in values
+    ):
+        raise FacegenError(f'{source}: keyframe_faces must be a list of {{"position": N, "face": {{...}}}}.')
+    return tuple(
+        FaceKeyframe(item["position"], Face.from_dict(item["face"], f"{source}: face keyframe {index + 1}"))
+        for index, item in enumerate(values)
+    )
+
+
 def _check_whole(label: str, value: object, low: int, high: int, option: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise FacegenError(f"{label} {value!r} is not a whole number from {low} to {high}; set {option} in that range.")
+
+
+def split_keyframes(keyframes: Sequence[Sequence[int] | Face]) -> tuple[tuple[int, ...], tuple[FaceKeyframe, ...]]:
+    """Keyframes listed in order, each its walks' seeds or a face, as a recipe's seeds and face keyframes."""
+    seeds = tuple(seed for keyframe in keyframes if not isinstance(keyframe, Face) for seed in keyframe)
+    faces = tuple(
+        FaceKeyframe(index, keyframe) for index, keyframe in enumerate(keyframes) if isinstance(keyframe, Face)
+    )
+    return seeds, faces
 
 
 def seconds_to_frames_per_transition(seconds_per_transition: float, fps: int) -> int:
@@ -278,25 +406,114 @@ class ClipFrames:
     def __init__(self, generator: Generator, recipe: ClipRecipe) -> None:
         if recipe.space == "w" and not generator.has_w_space:
             raise FacegenError(f"Model {generator.info.model_id} has no W space; interpolate in z instead (--space z).")
+        generator.check_truncation_cutoff(recipe.truncation_cutoff)
         self.generator = generator
         self.recipe = recipe
-        self.seed_table = keyframe_seed_table(recipe.keyframe_seeds, recipe.cells)
-        self.path = KeyframePath(self._keyframe_vectors(), recipe.interpolation, recipe.easing, recipe.loop)
-        self.positions = frame_positions(recipe.frame_count, self.path.keyframe_count, recipe.loop)
+        self.face_renderer = FaceRenderer(generator)
+        self.path = self._walk_path()
+        self.positions = frame_positions(recipe.frame_count, recipe.keyframes_per_walk, recipe.loop)
         self.cell_size = generator.resolution * recipe.upscale
         width, height = recipe.grid_cols * self.cell_size, recipe.grid_rows * self.cell_size
         # yuv420p stores colour per 2x2 block: H.264 in browsers needs even sides
         self.frame_size = (width + width % 2, height + height % 2)
         self._check_frame_size()
 
+    def _walk_path(self) -> KeyframePath | LatentLoop:
+        recipe = self.recipe
+        if recipe.walk in LOOP_WALKS:
+            return latent_loop(recipe.walk, recipe.keyframe_seeds, self.generator.z_dim)
+        if recipe.walk == "sweep":
+            through = self._keyframe_vectors()[0]
+            offset = self._sweep_offset(through.shape[1:])
+            reach = recipe.sweep.amount
+            return KeyframePath(
+                np.stack([through - reach * offset, through + reach * offset]), "linear", recipe.easing, recipe.loop
+            )
+        return KeyframePath(self._keyframe_vectors(), recipe.interpolation, recipe.easing, recipe.loop)
+
     def _keyframe_vectors(self) -> np.ndarray:
-        """[keyframes, cells, z_dim] latents, or [keyframes, cells, num_ws, w_dim] for a walk in W."""
-        keyframes, cells = len(self.seed_table), self.recipe.cells
-        z = self.generator.latents_for_seeds([seed for row in self.seed_table for seed in row])
+        """[keyframes, cells, z_dim] latents, or [keyframes, cells, num_ws, w_dim] for a walk in W.
+
+        A face keyframe is where the face renders from: its z, or its ws, after its edits.
+        """
+        recipe, cells = self.recipe, self.recipe.cells
+        faces = {keyframe.position: keyframe.face for keyframe in recipe.keyframe_faces}
+        seed_rows = iter(())
+        if recipe.keyframe_seeds:
+            seed_vectors = self._seed_vectors(recipe.keyframe_seeds)
+            seed_rows = iter(seed_vectors.reshape(-1, cells, *seed_vectors.shape[1:]))
+        keyframes = len(recipe.keyframe_seeds) // cells + len(faces)
+        return np.stack(
+            [
+                self._face_vector(faces[index], index)[None] if index in faces else next(seed_rows)
+                for index in range(keyframes)
+            ]
+        )
+
+    def _seed_vectors(self, seeds: Sequence[int]) -> np.ndarray:
+        z = self.generator.latents_for_seeds(seeds)
         if self.recipe.space == "z":
-            return z.reshape(keyframes, cells, -1)
-        ws = self.generator.map_to_w(z, self.recipe.conditioning, self.recipe.truncation_psi).numpy()
-        return ws.reshape(keyframes, cells, *ws.shape[1:])
+            return z
+        recipe = self.recipe
+        return self.generator.map_to_w(z, recipe.conditioning, recipe.truncation_psi, recipe.truncation_cutoff).numpy()
+
+    def _face_vector(self, face: Face, position: int) -> np.ndarray:
+        self._check_face_keyframe(face, f"Keyframe {position + 1} (a face)")
+        if self.recipe.space == "w":
+            return self.face_renderer.edited_ws(face)[0].numpy()
+        return self.face_renderer.edited_z(face)[0]
+
+    def _check_face_keyframe(self, face: Face, where: str) -> None:
+        """A face keyframe must render in the clip as it renders alone."""
+        generator, recipe = self.generator, self.recipe
+        check_face(face, generator, where)
+        if any(isinstance(edit, Camera) for edit in face.edits):
+            raise FacegenError(f"{where} has a camera edit; a clip walks latents, not the camera. Remove that edit.")
+        if face.noise_mode != recipe.noise_mode:
+            raise FacegenError(
+                f"{where} uses noise mode {face.noise_mode!r}, the clip {recipe.noise_mode!r}; set the clip's noise "
+                f"mode to {face.noise_mode} (--noise-mode {face.noise_mode})."
+            )
+        if recipe.space == "w":
+            return
+        if generator.has_w_space:
+            raise FacegenError(
+                f"{where}: faces of a StyleGAN model are walked in w, where their edits live; set space to w."
+            )
+        if face.truncation_psi != recipe.truncation_psi:
+            raise FacegenError(
+                f"{where} has truncation psi {face.truncation_psi:g}, the clip {recipe.truncation_psi:g}; in z every "
+                f"frame takes the clip's psi: set it to {face.truncation_psi:g} (--psi {face.truncation_psi:g})."
+            )
+        if generator.c_dim and not torch.equal(
+            generator.label_matrix(face_labels(face, generator), 1), generator.label_matrix(recipe.conditioning, 1)
+        ):
+            raise FacegenError(f"{where} has other labels than the clip; in z every frame takes the clip's labels.")
+
+    def _sweep_offset(self, vector_shape: tuple[int, ...]) -> np.ndarray:
+        """The move of amount 1 along the sweep's direction, on its layers only (w+) or on all."""
+        generator, sweep = self.generator, self.recipe.sweep
+        space, size = ("w", generator.w_dim) if generator.has_w_space else ("z", generator.z_dim)
+        vector = sweep.vector.numpy()
+        if vector.shape != (size,):
+            raise FacegenError(
+                f"Direction {sweep.direction!r} has {vector.size} values; this model's {space} has {size}. Use a "
+                "direction found on this model."
+            )
+        if space == "z":
+            return vector
+        if self.recipe.space != "w":
+            raise FacegenError(
+                "A direction sweep on a StyleGAN model moves in w, where its directions live; set space to w."
+            )
+        offset = np.zeros(vector_shape, np.float32)
+        layers = (
+            slice(None)
+            if sweep.layers is None
+            else list(check_layers(sweep.layers, generator.num_ws, f"Direction {sweep.direction!r}"))
+        )
+        offset[layers] = vector
+        return offset
 
     def _check_frame_size(self) -> None:
         width, height = self.frame_size
@@ -325,8 +542,12 @@ class ClipFrames:
             pixels = self.generator.synthesize_uint8(torch.from_numpy(np.ascontiguousarray(flat)), recipe.noise_mode)
         else:
             pixels = self.generator.sample(
-                latents=flat, labels=recipe.conditioning, truncation_psi=recipe.truncation_psi,
-                noise_mode=recipe.noise_mode, batch_size=len(flat),
+                latents=flat,
+                labels=recipe.conditioning,
+                truncation_psi=recipe.truncation_psi,
+                noise_mode=recipe.noise_mode,
+                batch_size=len(flat),
+                truncation_cutoff=recipe.truncation_cutoff,
             )
         return pixels.reshape(len(frame_indices), recipe.cells, *pixels.shape[1:])
 
@@ -356,21 +577,47 @@ class ClipFrames:
         height, width = frames.shape[1] * factor, frames.shape[2] * factor
         return np.stack([np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS)) for frame in frames])
 
+    def _labels(self, frame_indices: np.ndarray) -> list[list[str]]:
+        """[frame][cell] the text printed on each face: which keyframes it walks between, the sweep's amount, or
+        the loop's seed."""
+        recipe = self.recipe
+        if recipe.walk in LOOP_WALKS:
+            return [[f"{recipe.walk} seed {seed}" for seed in recipe.keyframe_seeds] for _ in frame_indices]
+        segments, progress = self.path.segments(self.positions[frame_indices])
+        if recipe.walk == "sweep":
+            reach = recipe.sweep.amount
+            amounts = np.where(segments == 0, progress, 1 - progress) * 2 * reach - reach
+            return [[f"{recipe.sweep.direction} {amount:+.1f}"] * recipe.cells for amount in amounts]
+        names = self._keyframe_names()
+        return [
+            [f"{names[segment][cell]} > {names[(segment + 1) % len(names)][cell]}" for cell in range(recipe.cells)]
+            for segment in segments
+        ]
+
+    def _keyframe_names(self) -> list[list[str]]:
+        recipe = self.recipe
+        faces = {keyframe.position: keyframe.face for keyframe in recipe.keyframe_faces}
+        seed_rows = iter(keyframe_seed_table(recipe.keyframe_seeds, recipe.cells) if recipe.keyframe_seeds else [])
+        names = []
+        for index in range(recipe.keyframes_per_walk):
+            if index in faces:
+                names.append(["edited face" if faces[index].edits else "face"])
+            else:
+                names.append([f"seed {seed}" for seed in next(seed_rows)])
+        return names
+
     def _draw_labels(self, frames: np.ndarray, frame_indices: np.ndarray) -> None:
-        segments, _ = self.path.segments(self.positions[frame_indices])
         font_size = max(10, self.cell_size // 14)
         font = ImageFont.load_default(size=font_size)
         margin = max(2, font_size // 3)
-        keyframes = len(self.seed_table)
-        for frame, segment in zip(frames, segments):
+        for frame, labels in zip(frames, self._labels(frame_indices)):
             canvas = Image.fromarray(frame)
             draw = ImageDraw.Draw(canvas)
-            for cell in range(self.recipe.cells):
+            for cell, label in enumerate(labels):
                 row, col = divmod(cell, self.recipe.grid_cols)
-                start, end = self.seed_table[segment][cell], self.seed_table[(segment + 1) % keyframes][cell]
                 draw.text(
                     (col * self.cell_size + margin, row * self.cell_size + margin),
-                    f"seed {start} > {end}",
+                    label,
                     font=font,
                     fill="white",
                     stroke_width=max(1, font_size // 10),
@@ -736,7 +983,9 @@ def _open_encoders(frames: ClipFrames, outputs: list[_Output], gif_max_side: int
         _write_gif_palette(frames.frames_at(samples), gif_max_side, palette_path)
     for output in outputs:
         if output.kind == "mp4":
-            arguments = mp4_arguments(frames.frame_size, fps, frames.recipe.to_json(indent=None), output.temporary)
+            comment = frames.recipe.to_json(indent=None)
+            comment = comment if len(comment) <= MP4_COMMENT_MAX_CHARS else ""
+            arguments = mp4_arguments(frames.frame_size, fps, comment, output.temporary)
         else:
             arguments = _gif_arguments(frames.frame_size, fps, gif_max_side, palette_path, output.temporary)
         output.encoder = FfmpegPipe(arguments, output.path.name)
@@ -752,7 +1001,7 @@ def read_clip_recipe(path: str | Path) -> ClipRecipe:
         raise FacegenError(f"Recipe {path} does not exist. Give the .json written beside a clip, or the .mp4 itself.")
     if path.suffix.lower() == ".mp4":
         text = mp4_metadata(path).get("comment")
-        if text is None:
+        if not text:
             raise FacegenError(f"{path} carries no facegen recipe in its metadata; use the .json written beside it.")
         return ClipRecipe.from_json(text, source=f"The recipe in {path.name}")
     return ClipRecipe.from_json(path.read_text(errors="replace"), source=str(path))

@@ -1,4 +1,5 @@
-"""Interpolate: keyframe seeds to a morphing clip, with a quick preview, then MP4, GIF and recipe downloads.
+"""Interpolate: a walk through keyframes (seeds, or faces sent from other pages with their edits), a sweep along one
+direction, or a seamless loop, with a quick preview, then MP4, GIF and recipe downloads.
 
 Renders run on a background thread (facegen.video.RenderJob); the page polls it, so this session stays responsive
 and other sessions are never blocked.
@@ -9,21 +10,39 @@ from pathlib import Path
 
 import streamlit as st
 
+from facegen.editing import Face, load_directions, move_along, render_face, save_directions, sefa_directions
+from facegen.errors import FacegenError
 from facegen.images import make_grid
-from facegen.latent import EASINGS, INTERPOLATIONS, random_seeds
+from facegen.latent import EASINGS, INTERPOLATIONS, LOOP_WALKS, WALKS, random_seeds
 from facegen.train.runs import keep_recipe_checkpoint
-from facegen.ui.widgets import label_controls, model_picker, ready_generator, route_through_app, run_or_show_error
+from facegen.ui.handoff import INTERPOLATE, take_faces
+from facegen.ui.widgets import (
+    label_controls,
+    model_picker,
+    ready_generator,
+    route_through_app,
+    run_or_show_error,
+    truncation_cutoff_control,
+)
 from facegen.video import (
     GIF_MAX_SIDE,
     UPSCALE_FILTERS,
     ClipRecipe,
+    FaceKeyframe,
     RenderJob,
     preview_recipe,
     recipe_for_generator,
+    split_keyframes,
     suggested_upscale,
 )
 
 DEFAULT_KEYFRAMES = [1, 7, 42]
+WALK_LABELS = {
+    "keyframes": "Keyframes",
+    "sweep": "Direction sweep",
+    "circle": "Circle loop",
+    "noise-loop": "Noise loop",
+}
 JOB_KINDS = ("preview_job", "render_job")
 CARDS_PER_ROW = 6
 PREVIEW_MAX_SIDE = 256
@@ -37,35 +56,58 @@ generator = ready_generator(model_spec)
 if generator is None:
     st.stop()
 state = st.session_state
-state.setdefault("keyframes", [[seed] for seed in DEFAULT_KEYFRAMES])  # one list of cell seeds per keyframe
+state.setdefault("keyframes", [[seed] for seed in DEFAULT_KEYFRAMES])  # per keyframe: its cells' seeds, or a Face
+state.keyframes = state.keyframes + (run_or_show_error(lambda: take_faces(INTERPOLATE)) or [])  # sent from Edit
 state.setdefault("clip_dir", tempfile.mkdtemp(prefix="facegen-interpolate-"))
 state.setdefault("clip_count", 0)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def keyframe_thumbnail(
-    model_identity: tuple[str, str], seeds: tuple[int, ...], columns: int, psi: float, noise: str, labels: object
+    model_identity: tuple[str, str],
+    seeds: tuple[int, ...],
+    columns: int,
+    psi: float,
+    cutoff: int | None,
+    noise: str,
+    labels: object,
 ):
-    return make_grid(generator.sample(seeds=list(seeds), truncation_psi=psi, labels=labels, noise_mode=noise), columns)
+    images = generator.sample(
+        seeds=list(seeds), truncation_psi=psi, labels=labels, noise_mode=noise, truncation_cutoff=cutoff
+    )
+    return make_grid(images, columns)
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def face_thumbnail(model_identity: tuple[str, str], face_json: str):
+    return render_face(generator, Face.from_json(face_json))
+
+
+walk = st.radio("Walk", WALKS, format_func=WALK_LABELS.get, horizontal=True, key="walk")
 with st.sidebar:
     st.subheader("Clip")
     seconds = st.slider("Seconds", 1, 60, 6, key="seconds")
     fps = st.select_slider("Frames per second", [10, 12, 15, 24, 25, 30, 50, 60], 30, key="fps")
-    loop = st.checkbox("Loop back to the first keyframe", True, key="loop")
-    interpolation = st.selectbox(
-        "Interpolation",
-        INTERPOLATIONS,
-        key="interpolation",
-        help="slerp follows the sphere Gaussian latents live on; cubic passes smoothly through every keyframe.",
+    loop = walk in LOOP_WALKS or st.checkbox(
+        "Loop back to the first keyframe" if walk == "keyframes" else "Sweep back again", True, key="loop"
     )
-    easing = st.selectbox("Easing", list(EASINGS), key="easing")
-    space = st.radio("Walk in", ["w", "z"], horizontal=True, key="space") if generator.has_w_space else "z"
+    interpolation = "slerp"
+    if walk == "keyframes":
+        interpolation = st.selectbox(
+            "Interpolation",
+            INTERPOLATIONS,
+            key="interpolation",
+            help="slerp follows the sphere Gaussian latents live on; cubic passes smoothly through every keyframe.",
+        )
+    easing = "linear" if walk in LOOP_WALKS else st.selectbox("Easing", list(EASINGS), key="easing")
+    space = "w" if generator.has_w_space and walk == "sweep" else "z"
+    if generator.has_w_space and walk == "keyframes":
+        space = st.radio("Walk in", ["w", "z"], horizontal=True, key="space")
     rows, cols = st.columns(2)
     grid_rows = rows.number_input("Grid rows", 1, 4, 1, key="grid_rows")
     grid_cols = cols.number_input("Grid columns", 1, 4, 1, key="grid_cols")
     psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, key="psi")
+    cutoff = truncation_cutoff_control(generator)
     noise_mode = (
         st.selectbox("Noise", ["const", "random", "none"], key="noise") if generator.info.has_noise_inputs else "const"
     )
@@ -75,54 +117,122 @@ with st.sidebar:
     seed_labels = st.checkbox("Print seeds on the faces", False, key="seed_labels")
 
 cells = int(grid_rows * grid_cols)
-# every keyframe needs one seed per grid cell: keep the user's seeds, fill new cells at random
-keyframes = state.keyframes = [row[:cells] + random_seeds(cells - len(row)) for row in state.keyframes]
+# every seed keyframe needs one seed per grid cell: keep the user's seeds, fill new cells at random
+keyframes = state.keyframes = [
+    keyframe if isinstance(keyframe, Face) else keyframe[:cells] + random_seeds(cells - len(keyframe))
+    for keyframe in state.keyframes
+]
 
 
-def update_keyframes(new_keyframes: list[list[int]]) -> None:
+def update_keyframes(new_keyframes: list[list[int] | Face]) -> None:
     state.keyframes = new_keyframes
     st.rerun()
 
 
-st.subheader("Keyframes")
-add_text, add_button, random_button = st.columns([3, 1, 1], vertical_alignment="bottom")
-new_seed = add_text.number_input(
-    "Seed to add",
-    0,
-    2**32 - 1,
-    0,
-    key="new_seed",
-    help="In grid mode the other cells of the new keyframe get random seeds.",
-)
-if add_button.button("Add seed", key="add_seed"):
-    update_keyframes(keyframes + [[int(new_seed)] + random_seeds(cells - 1)])
-if random_button.button("Add random", key="add_random"):
-    update_keyframes(keyframes + [random_seeds(cells)])
-
-for start in range(0, len(keyframes), CARDS_PER_ROW):
-    for index, card in enumerate(st.columns(CARDS_PER_ROW), start):
-        if index >= len(keyframes):
-            break
+def show_keyframe(card, index: int) -> None:
+    keyframe = keyframes[index]
+    if isinstance(keyframe, Face):
+        thumbnail = run_or_show_error(lambda: face_thumbnail(generator.identity.key, keyframe.to_json()))
+        source = f"seed {keyframe.seed}" if keyframe.seed is not None else f"stored {keyframe.latent.space}"
+        caption = f"{index + 1}: face · {source}"
+    else:
         thumbnail = keyframe_thumbnail(
-            generator.identity.key, tuple(keyframes[index]), int(grid_cols), psi, noise_mode, conditioning
+            generator.identity.key, tuple(keyframe), int(grid_cols), psi, cutoff, noise_mode, conditioning
         )
-        card.image(thumbnail, caption=f"{index + 1}: seed {', '.join(map(str, keyframes[index]))}", width="stretch")
-        earlier, later, remove = card.columns(3)
-        reordered = list(keyframes)
-        if earlier.button("◀", key=f"earlier_{index}", disabled=index == 0, help="Move earlier"):
-            reordered[index - 1 : index + 1] = [keyframes[index], keyframes[index - 1]]
-            update_keyframes(reordered)
-        if later.button("▶", key=f"later_{index}", disabled=index == len(keyframes) - 1, help="Move later"):
-            reordered[index : index + 2] = [keyframes[index + 1], keyframes[index]]
-            update_keyframes(reordered)
-        if remove.button("✕", key=f"remove_{index}", help="Remove"):
-            update_keyframes(keyframes[:index] + keyframes[index + 1 :])
+        caption = f"{index + 1}: seed {', '.join(map(str, keyframe))}"
+    if thumbnail is not None:
+        card.image(thumbnail, caption=caption, width="stretch")
+    if isinstance(keyframe, Face) and keyframe.edits:
+        card.badge("edited", help=f"{len(keyframe.edits)} edit(s): the clip passes through the edited face")
+
+
+if walk in LOOP_WALKS:
+    seed_column, new_column = st.columns([3, 1], vertical_alignment="bottom")
+    loop_seed = seed_column.number_input(
+        "Loop seed", 0, 2**32 - cells, 0, key="loop_seed", help="Each grid cell loops from the next seed."
+    )
+    new_column.button("New loop", key="new_loop", on_click=lambda: state.update(loop_seed=random_seeds(1)[0]))
+    st.caption("A seamless loop through random faces: no keyframes needed; the clip ends where it began.")
+
+sweep = None
+if walk == "sweep":
+    directions = load_directions(generator)
+    if not directions:
+        st.info("This model has no directions yet. Find its closed-form ones (SeFa): a second, no sampling.")
+        if st.button("Find directions", key="find_directions"):
+            run_or_show_error(lambda: save_directions(generator, sefa_directions(generator)))
+            st.rerun()
+        st.stop()
+    direction_column, amount_column, through_column = st.columns(3)
+    direction_name = direction_column.selectbox("Direction", list(directions), key="sweep_direction")
+    amount = amount_column.slider("Amount", 0.5, 20.0, 3.0, 0.5, key="sweep_amount", help="From -amount to +amount")
+    through = through_column.selectbox(
+        "Through keyframe",
+        range(len(keyframes)),
+        format_func=lambda index: str(index + 1),
+        key="sweep_through",
+        help="The face the sweep goes through: its middle frame.",
+    )
+    sweep = move_along(directions[direction_name], amount)
+
+
+def keyframe_editor() -> None:
+    st.subheader("Keyframes")
+    add_text, add_button, random_button = st.columns([3, 1, 1], vertical_alignment="bottom")
+    new_seed = add_text.number_input(
+        "Seed to add",
+        0,
+        2**32 - 1,
+        0,
+        key="new_seed",
+        help="In grid mode the other cells of the new keyframe get random seeds. Faces come from the Edit page "
+        "('Send to Interpolate').",
+    )
+    if add_button.button("Add seed", key="add_seed"):
+        update_keyframes(keyframes + [[int(new_seed)] + random_seeds(cells - 1)])
+    if random_button.button("Add random", key="add_random"):
+        update_keyframes(keyframes + [random_seeds(cells)])
+
+    for start in range(0, len(keyframes), CARDS_PER_ROW):
+        for index, card in enumerate(st.columns(CARDS_PER_ROW), start):
+            if index >= len(keyframes):
+                break
+            show_keyframe(card, index)
+            earlier, later, remove = card.columns(3)
+            reordered = list(keyframes)
+            if earlier.button("◀", key=f"earlier_{index}", disabled=index == 0, help="Move earlier"):
+                reordered[index - 1 : index + 1] = [keyframes[index], keyframes[index - 1]]
+                update_keyframes(reordered)
+            if later.button("▶", key=f"later_{index}", disabled=index == len(keyframes) - 1, help="Move later"):
+                reordered[index : index + 2] = [keyframes[index + 1], keyframes[index]]
+                update_keyframes(reordered)
+            if remove.button("✕", key=f"remove_{index}", help="Remove"):
+                update_keyframes(keyframes[:index] + keyframes[index + 1 :])
+
+
+if walk not in LOOP_WALKS:
+    keyframe_editor()
+
+
+def walk_keyframes() -> tuple[tuple[int, ...], tuple[FaceKeyframe, ...]]:
+    """The recipe's seeds and faces: every keyframe, the one a sweep goes through, or a loop's seeds."""
+    if walk in LOOP_WALKS:
+        return tuple(int(loop_seed) + cell for cell in range(cells)), ()
+    if walk == "sweep":
+        if through is None:
+            raise FacegenError("A sweep goes through a keyframe: add a seed or send a face from the Edit page.")
+        return split_keyframes(keyframes[through : through + 1])
+    return split_keyframes(keyframes)
 
 
 def build_recipe() -> ClipRecipe:
+    seeds, faces = walk_keyframes()
     recipe = ClipRecipe(
         model=model_spec,
-        keyframe_seeds=tuple(seed for keyframe in keyframes for seed in keyframe),
+        keyframe_seeds=seeds,
+        walk=walk,
+        keyframe_faces=faces,
+        sweep=sweep,
         space=space,
         interpolation=interpolation,
         easing=easing,
@@ -132,6 +242,7 @@ def build_recipe() -> ClipRecipe:
         grid_rows=int(grid_rows),
         grid_cols=int(grid_cols),
         truncation_psi=float(psi),
+        truncation_cutoff=cutoff,
         noise_mode=noise_mode,
         conditioning=tuple(conditioning) if isinstance(conditioning, list) else conditioning,
         upscale=int(upscale),
@@ -144,8 +255,12 @@ def build_recipe() -> ClipRecipe:
 recipe = run_or_show_error(build_recipe)
 if recipe is None:
     st.stop()
+shape = {
+    "keyframes": f"{len(keyframes)} keyframes",
+    "sweep": f"a sweep along {recipe.sweep and recipe.sweep.direction}",
+}
 st.caption(
-    f"{recipe.frame_count} frames, {recipe.duration_seconds:g} s, {len(keyframes)} keyframes"
+    f"{recipe.frame_count} frames, {recipe.duration_seconds:g} s, {shape.get(walk, WALK_LABELS[walk].lower())}"
     + (f" in {cells} walks" if cells > 1 else "")
 )
 

@@ -12,6 +12,7 @@ from facegen.ui.widgets import (
     route_through_app,
     run_or_show_error,
     seed_input,
+    truncation_cutoff_control,
 )
 
 MAX_IMAGES_PER_PAGE = 64
@@ -25,13 +26,14 @@ if generator is not None:
         selection = seed_input(default="0-15")
         columns = st.slider("Grid columns", 1, 8, 4)
         truncation_psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, help="Lower: more typical faces, less variety.")
+        truncation_cutoff = truncation_cutoff_control(generator)
         noise_mode = st.selectbox("Noise", ["const", "random", "none"]) if generator.info.has_noise_inputs else "const"
         labels = label_controls(generator)
     if selection is not None and len(selection.seeds) > MAX_IMAGES_PER_PAGE:
         st.error(f"{len(selection.seeds)} seeds is more than this page shows at once ({MAX_IMAGES_PER_PAGE}). "
                  "Use a shorter list, or the CLI: python -m facegen sample --seeds … --out DIR/")
     elif selection is not None:
-        request = SampleRequest(model_spec, selection.seeds, truncation_psi, noise_mode, labels)
+        request = SampleRequest(model_spec, selection.seeds, truncation_psi, noise_mode, labels, truncation_cutoff)
         images = run_or_show_error(lambda: render(generator, request))
         if images is not None:
             recipe = recipe_for(generator, request)

@@ -1,6 +1,7 @@
 """Imports flow one way: page/CLI → registry → training → formats → models → generator → foundation, with
 data, video and metrics beside the models (they use a Generator, never a network or a file format), and editing
-beside the registry (it reads direction files through formats and renders through a Generator).
+beside the registry (it reads direction files through formats and renders through a Generator); face recipes and
+their rendering sit beside video, whose clips walk through faces.
 
 Every module of the package is parsed, function-level imports included, and may import only its own layer and
 the layers beneath it.
@@ -48,6 +49,11 @@ MODULE_LAYERS: dict[str, str] = {
     "facegen.train": "training",
     "facegen.registry": "registry",
     "facegen.editing": "editing",
+    # a face recipe and its rendering need only a Generator: clips walk through faces, so they sit beside video
+    "facegen.editing.face": "data, video, metrics",
+    "facegen.editing.identity": "data, video, metrics",
+    "facegen.editing.layers": "data, video, metrics",
+    "facegen.editing.render": "data, video, metrics",
     "facegen.cli": "app",
     "facegen.ui": "app",
     "facegen.__main__": "app",

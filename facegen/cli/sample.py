@@ -18,6 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="catalog id, weights file path, or run:NAME[@STEP]")
     parser.add_argument("--seeds", required=True, help="e.g. 0-15, 1,7,42 or 0-3,42")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi in [0, 2] (default 1: none)")
+    parser.add_argument("--cutoff", type=int, metavar="K", help="apply psi to the first K ws only (StyleGAN)")
     parser.add_argument("--noise-mode", default="const", choices=NOISE_MODES)
     parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         truncation_psi=check_truncation_psi(args.psi),
         noise_mode=check_noise_mode(args.noise_mode),
         labels=args.class_index,
+        truncation_cutoff=args.cutoff,
     )
     check_output_target(args.out)
     device = checked_device(args)

@@ -1,9 +1,9 @@
-"""`facegen video`: a latent walk through keyframe seeds to MP4 and/or GIF, or a recipe rendered again."""
+"""`facegen video`: a latent walk (through keyframe seeds and faces, a direction sweep, or a seamless loop) to MP4
+and/or GIF, or a recipe rendered again."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,16 +12,19 @@ from tqdm import tqdm
 
 from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
+from facegen.editing import Face, MoveAlong, find_direction, move_along
 from facegen.errors import FacegenError
-from facegen.generator import NOISE_MODES
-from facegen.latent import EASINGS, INTERPOLATIONS, fill_keyframe_seeds, parse_seeds
+from facegen.generator import NOISE_MODES, Generator
+from facegen.latent import EASINGS, INTERPOLATIONS, LOOP_WALKS, WALKS, fill_keyframe_seeds, parse_seeds, random_seeds
 from facegen.registry import load_recorded_generator
 from facegen.train.runs import keep_recipe_checkpoint
 from facegen.video import (
+    DEFAULT_LOOP_SECONDS,
     DEFAULT_SECONDS_PER_TRANSITION,
     SPACES,
     UPSCALE_FILTERS,
     ClipRecipe,
+    FaceKeyframe,
     ProgressCallback,
     check_clip_outputs,
     read_clip_recipe,
@@ -32,21 +35,41 @@ from facegen.video import (
 
 # options that decide the frames: a replayed recipe already fixes them all
 RECIPE_OPTIONS = (
-    "seeds", "random_keyframes", "seconds", "frames_per_transition", "fps", "loop", "space", "interpolation",
-    "easing", "grid", "psi", "noise_mode", "class_index", "upscale", "upscale_filter", "labels",
+    "walk", "seeds", "faces", "random_keyframes", "direction", "amount", "seconds", "frames_per_transition", "fps",
+    "loop", "space", "interpolation", "easing", "grid", "psi", "cutoff", "noise_mode", "class_index", "upscale",
+    "upscale_filter", "labels",
 )  # fmt: skip
+DEFAULT_SWEEP_AMOUNT = 3.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "video",
-        help="render a latent walk through keyframe seeds to MP4/GIF",
-        description="Render a walk through keyframe seeds. Defaults: 30 fps, 2 s per transition, slerp in z "
-        "(w for StyleGAN models) with ease-in-out. A recipe JSON is written beside the clip; --recipe renders it "
-        "again.",
+        help="render a latent walk (keyframes, a direction sweep, a seamless loop) to MP4/GIF",
+        description="Render a walk through keyframe seeds and faces (--walk keyframes), a sweep from -A to +A along "
+        "one direction through a face (--walk sweep --direction NAME --amount A), or a seamless loop that needs no "
+        "keyframes (--walk circle or noise-loop; one seed per walk picks it). Defaults: 30 fps, 2 s per transition "
+        "(6 s per loop), slerp in z (w for StyleGAN models) with ease-in-out. A recipe JSON is written beside the "
+        "clip; --recipe renders it again.",
     )
-    parser.add_argument("--model", help="catalog id, weights file path, or run:NAME[@STEP]")
-    parser.add_argument("--seeds", help="keyframe seeds in order, e.g. 1,7,42 (with --grid: keyframe by keyframe)")
+    parser.add_argument(
+        "--model", help="catalog id, weights file path, or run:NAME[@STEP] (default with --faces: the faces' model)"
+    )
+    parser.add_argument("--walk", choices=WALKS, help="keyframes (default), sweep, circle or noise-loop")
+    parser.add_argument(
+        "--seeds",
+        help="keyframe seeds in order, e.g. 1,7,42 (with --grid: keyframe by keyframe); a sweep's face or a loop's "
+        "seed, one per walk",
+    )
+    parser.add_argument(
+        "--faces",
+        metavar="A.png,B.png",
+        help="faces saved by facegen (edits included) as keyframes, after any --seeds; or the face a sweep goes through",
+    )
+    parser.add_argument(
+        "--direction", metavar="NAME", help="the direction a sweep moves along (see `facegen directions`)"
+    )
+    parser.add_argument("--amount", type=float, help=f"a sweep runs from -A to +A (default {DEFAULT_SWEEP_AMOUNT:g})")
     parser.add_argument(
         "--random-keyframes", type=int, metavar="N", help="fill up to N keyframes per walk with random seeds"
     )
@@ -61,7 +84,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--interpolation", choices=INTERPOLATIONS, help="slerp (default), linear, or cubic spline")
     parser.add_argument("--easing", choices=tuple(EASINGS), help="pace within each transition (default ease-in-out)")
     parser.add_argument("--grid", metavar="ROWSxCOLS", help="several independent walks in one video, e.g. 2x3")
-    parser.add_argument("--psi", type=float, help="truncation psi in [0, 2] (default 1: none)")
+    parser.add_argument("--psi", type=float, help="truncation psi in [0, 2] (default 1: none, or the first face's)")
+    parser.add_argument("--cutoff", type=int, metavar="K", help="apply psi to the first K ws only (StyleGAN)")
     parser.add_argument("--noise-mode", choices=NOISE_MODES)
     parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
     parser.add_argument("--upscale", type=int, help="enlarge each face by this whole factor (1-8) for small models")
@@ -80,13 +104,18 @@ def run(args: argparse.Namespace) -> int:
     # everything cheap is checked before the model loads, so typos fail in milliseconds
     out_paths = check_clip_outputs(args.out)
     device = checked_device(args)
+    faces: list[Face] = []
     if args.recipe:
         recipe = _replayed_recipe(args)
+        model_spec = args.model or recipe.model
     else:
-        if not args.model:
+        _check_walk_options(args)
+        faces = [Face.from_png(path) for path in _split_paths(args.faces)]
+        model_spec = args.model or (faces[0].model if faces else None)
+        if not model_spec:
             raise FacegenError("Name a model with --model (catalog id, weights file or run:NAME), or give --recipe.")
-        recipe = _recipe_from_options(args)
-    model_spec = args.model or recipe.model
+        # a sweep's direction comes from the model's cache, so its recipe is complete only once the model is loaded
+        recipe = None if args.walk == "sweep" else _recipe_from_options(args, model_spec, faces, args.space or "z")
     with download_bar(model_spec) as progress:
         if args.recipe:
             generator = load_recorded_generator(
@@ -95,13 +124,15 @@ def run(args: argparse.Namespace) -> int:
         else:
             generator = load_generator_for(args, model_spec, device, progress)
     if not args.recipe:
-        recipe = dataclasses.replace(recipe, space=args.space or ("w" if generator.has_w_space else "z"))
+        recipe = _recipe_from_options(args, model_spec, faces, _default_space(args, generator), _sweep(args, generator))
     recipe = recipe_for_generator(recipe, generator)
     keep_recipe_checkpoint(generator.identity.spec)
-    print(f"keyframe seeds: {','.join(map(str, recipe.keyframe_seeds))}", file=sys.stderr)
     with frame_bar(out_paths[0].name) as progress:
         result = render_clip(generator, recipe, out_paths, progress=progress, batch_size=args.batch)
     width, height = result.frame_size
+    if recipe.keyframe_seeds:
+        kind = "loop" if recipe.walk in LOOP_WALKS else "keyframe"
+        print(f"{kind} seeds: {','.join(map(str, recipe.keyframe_seeds))}", file=sys.stderr)
     for path in (*result.paths, *result.recipe_paths):
         print(path)
     print(
@@ -138,31 +169,82 @@ def _replayed_recipe(args: argparse.Namespace) -> ClipRecipe:
     return read_clip_recipe(args.recipe)
 
 
-def _recipe_from_options(args: argparse.Namespace) -> ClipRecipe:
+def _check_walk_options(args: argparse.Namespace) -> None:
+    """Options that do not shape the chosen walk are refused rather than silently ignored."""
+    walk = args.walk or "keyframes"
+    if walk == "sweep" and not args.direction:
+        raise FacegenError(
+            "A direction sweep needs --direction NAME (list this model's with `python -m facegen directions "
+            "--model M --list`, or find some with --method sefa)."
+        )
+    if walk != "sweep" and (args.direction or args.amount is not None):
+        raise FacegenError("--direction and --amount shape a sweep only; add --walk sweep or drop them.")
+    if walk != "keyframes" and (args.interpolation or args.random_keyframes is not None):
+        raise FacegenError(f"--interpolation and --random-keyframes shape keyframe walks, not a {walk}; drop them.")
+    if walk in LOOP_WALKS and args.easing:
+        raise FacegenError(f"A {walk} loop runs at a constant pace; drop --easing.")
+
+
+def _split_paths(text: str | None) -> list[str]:
+    paths = [path.strip() for path in (text or "").split(",") if path.strip()]
+    if text is not None and not paths:
+        raise FacegenError("--faces names no file; give facegen PNGs, e.g. --faces a.png,b.png.")
+    return paths
+
+
+def _default_space(args: argparse.Namespace, generator: Generator) -> str:
+    if args.space:
+        return args.space
+    return "w" if generator.has_w_space and args.walk not in LOOP_WALKS else "z"
+
+
+def _sweep(args: argparse.Namespace, generator: Generator) -> MoveAlong | None:
+    if args.walk != "sweep":
+        return None
+    amount = DEFAULT_SWEEP_AMOUNT if args.amount is None else args.amount
+    return move_along(find_direction(generator, args.direction), amount)
+
+
+def _recipe_from_options(
+    args: argparse.Namespace, model_spec: str, faces: list[Face], space: str, sweep: MoveAlong | None = None
+) -> ClipRecipe:
+    walk = args.walk or "keyframes"
     rows, cols = _parse_grid(args.grid) if args.grid else (1, 1)
     seeds = parse_seeds(args.seeds) if args.seeds else []
     if args.random_keyframes is not None:
         seeds = fill_keyframe_seeds(seeds, args.random_keyframes, rows * cols)
-    elif not seeds:
-        raise FacegenError("Give keyframe seeds with --seeds (e.g. 1,7,42) or random ones with --random-keyframes N.")
+    elif walk != "keyframes" and not seeds and not faces:
+        seeds = random_seeds(rows * cols)
+    elif not seeds and not faces:
+        raise FacegenError(
+            "Give keyframe seeds with --seeds (e.g. 1,7,42), faces with --faces a.png,b.png, or random seeds with "
+            "--random-keyframes N."
+        )
     fps = 30 if args.fps is None else args.fps
     frames_per_transition = args.frames_per_transition
     if args.seconds is None and frames_per_transition is None:
-        frames_per_transition = seconds_to_frames_per_transition(DEFAULT_SECONDS_PER_TRANSITION, fps)
+        default_seconds = DEFAULT_LOOP_SECONDS if walk in LOOP_WALKS else DEFAULT_SECONDS_PER_TRANSITION
+        frames_per_transition = seconds_to_frames_per_transition(default_seconds, fps)
+    first_face = faces[0] if faces else None
     options = {
         "interpolation": args.interpolation,
         "easing": args.easing,
-        "loop": args.loop,
-        "truncation_psi": args.psi,
-        "noise_mode": args.noise_mode,
+        "loop": True if walk in LOOP_WALKS else args.loop,
+        "truncation_psi": args.psi if args.psi is not None or not first_face else first_face.truncation_psi,
+        "truncation_cutoff": args.cutoff if args.cutoff is not None or not first_face else first_face.truncation_cutoff,
+        "noise_mode": args.noise_mode or (first_face.noise_mode if first_face else None),
         "conditioning": args.class_index,
         "upscale": args.upscale,
         "upscale_filter": args.upscale_filter,
         "seed_labels": args.labels,
     }
     return ClipRecipe(
-        model=args.model,
+        model=model_spec,
         keyframe_seeds=tuple(seeds),
+        walk=walk,
+        keyframe_faces=tuple(FaceKeyframe(len(seeds) + index, face) for index, face in enumerate(faces)),
+        sweep=sweep,
+        space=space,
         fps=fps,
         seconds=args.seconds,
         frames_per_transition=frames_per_transition,

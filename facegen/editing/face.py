@@ -259,7 +259,7 @@ class Face:
             "truncation_psi": self.truncation_psi,
             "truncation_cutoff": self.truncation_cutoff,
             "noise_mode": self.noise_mode,
-            "edits": [_edit_to_dict(edit) for edit in self.edits],
+            "edits": [edit_to_dict(edit) for edit in self.edits],
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -300,7 +300,7 @@ class Face:
             truncation_psi=reader.number("truncation_psi", 1.0),
             truncation_cutoff=reader.whole("truncation_cutoff", None, optional=True),
             noise_mode=reader.choice("noise_mode", NOISE_MODES, "const"),
-            edits=tuple(_edit_from_dict(edit, f"{source}: edit {index + 1}") for index, edit in enumerate(edits)),
+            edits=tuple(edit_from_dict(edit, f"{source}: edit {index + 1}") for index, edit in enumerate(edits)),
         )
 
     @classmethod
@@ -327,7 +327,7 @@ class Face:
 def _face_from_sample_recipe(recipe: dict, path: Path) -> Face:
     """`facegen sample` writes its request (model, seeds, psi, ...) into each PNG; a single-seed one is a face."""
     seeds = recipe.get("seeds")
-    if not isinstance(seeds, list) or not recipe.get("model") or not recipe.get("file_sha256"):
+    if not isinstance(seeds, list) or not recipe.get("model") or not recipe.get("model_sha256"):
         raise FacegenError(f"{path} carries a facegen recipe that is not a face. Give a PNG of one face.")
     if len(seeds) != 1:
         raise FacegenError(
@@ -336,7 +336,7 @@ def _face_from_sample_recipe(recipe: dict, path: Path) -> Face:
     labels = recipe.get("labels")
     return Face(
         model=recipe["model"],
-        model_sha256=recipe["file_sha256"],
+        model_sha256=recipe["model_sha256"],
         seed=int(seeds[0]),
         labels=tuple(labels) if isinstance(labels, list) else labels,
         truncation_psi=float(recipe.get("truncation_psi", 1.0)),
@@ -421,7 +421,7 @@ def _read_latent(values: Any, source: str) -> tuple[int | None, StoredLatent | N
     return None, StoredLatent(space, PackedArray.from_dict(values, where))
 
 
-def _edit_to_dict(edit: Edit) -> dict:
+def edit_to_dict(edit: Edit) -> dict:
     values: dict[str, Any] = {"kind": edit.kind}
     for item in dataclasses.fields(edit):
         value = getattr(edit, item.name)
@@ -433,7 +433,7 @@ def _edit_to_dict(edit: Edit) -> dict:
     return values
 
 
-def _edit_from_dict(values: Any, where: str) -> Edit:
+def edit_from_dict(values: Any, where: str) -> Edit:
     if not isinstance(values, dict) or values.get("kind") not in EDIT_TYPES:
         raise FacegenError(f"{where}: kind must be one of {', '.join(EDIT_TYPES)}.")
     edit_type = EDIT_TYPES[values["kind"]]

@@ -157,6 +157,23 @@ def seed_input(default: str = "0-15", count_for_random: int = 16, key: str = "se
     return None if seeds is None else SeedSelection(seeds, text)
 
 
+def truncation_cutoff_control(generator: Generator, key: str = "cutoff", container=None) -> int | None:
+    """StyleGAN: psi on the first K ws only (NVIDIA's truncation_cutoff); None, psi on every w, for other models."""
+    if not generator.has_w_space:
+        return None
+    container = container or st
+    cutoff = container.slider(
+        "Truncation cutoff",
+        1,
+        generator.num_ws,
+        generator.num_ws,
+        key=key,
+        help="Apply psi to the first K ws only (the coarse layers): pose and shape stay typical while the finer "
+        "layers keep their variety. All ws: plain truncation.",
+    )
+    return None if cutoff == generator.num_ws else int(cutoff)
+
+
 def label_controls(generator: Generator, container=None) -> object:
     """Class picker for one-hot conditional models, attribute toggles for attribute-conditioned ones."""
     container = container or st

@@ -1,5 +1,6 @@
 """The Interpolate page under AppTest: keyframe editing, a preview, a full render to a playable MP4 and downloads."""
 
+import itertools
 import shutil
 import time
 from pathlib import Path
@@ -7,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from facegen.editing import Face, FaceRenderer, move_along, sefa_directions
+from facegen.ui.handoff import INTERPOLATE
 from facegen.video import read_clip_recipe
 from tests.app.conftest import with_tiny_model
 from tests.media import decoded_frames
@@ -125,7 +128,9 @@ def test_a_long_render_does_not_block_another_session_and_can_be_stopped():
     app.button(key="render").click().run()
     job = app.session_state["render_job"]
 
-    other_session = with_tiny_model(AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S))
+    other_session = with_tiny_model(
+        AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S)
+    )
     other_session.run()
     assert not other_session.exception and len(other_session.get("image")) > 0
     assert not job.finished, "the other session had to wait for the render"
@@ -136,3 +141,65 @@ def test_a_long_render_does_not_block_another_session_and_can_be_stopped():
     app.run()
     assert any("stopped" in error.value for error in app.error)
     assert not app.get("video")
+
+
+# -- faces from other pages and other walks -----------------------------------------------------------------------
+
+
+def rendered_clip(app: AppTest) -> tuple[object, np.ndarray]:
+    """Render the clip as set up, wait for it, and return its job and decoded MP4 frames shrunk to the 64 px faces."""
+    app.button(key="render").click().run()
+    run_until(app, lambda page: page.get("video"))
+    job = app.session_state["render_job"]
+    mp4 = next(path for path in job.result.paths if path.suffix == ".mp4")
+    frames = decoded_frames(mp4)
+    return job, frames.reshape(len(frames), 64, 4, 64, 4, 3).mean(axis=(2, 4))
+
+
+def card_captions(app: AppTest) -> list[str]:
+    return [caption for image in app.get("image") for caption in image.captions]
+
+
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((image - reference.astype(np.float64)) ** 2)))
+
+
+def test_a_face_sent_from_edit_becomes_an_edited_keyframe_the_clip_passes(tiny_model):
+    face = Face.from_seed(tiny_model, 5).with_edits(move_along(sefa_directions(tiny_model, count=1)[0], 4.0))
+    app = with_tiny_model(AppTest.from_file(PAGE, default_timeout=TIMEOUT_S))
+    app.session_state[f"handoff_{INTERPOLATE}"] = [face.to_dict()]  # what send_face(INTERPOLATE, face) queues
+    app.run()
+    assert not app.exception and not app.error
+    assert card_captions(app) == ["1: seed 1", "2: seed 7", "3: seed 42", "4: face · seed 5"]
+    assert any("edited" in markdown.value for markdown in app.markdown)
+    app.run()
+    assert len(card_captions(app)) == 4, "the face is added once"
+
+    app.sidebar.checkbox(key="loop").uncheck()
+    job, frames = rendered_clip(short_clip(app, seconds=1, fps=13))  # 13 frames: 4 per transition
+    assert [keyframe.position for keyframe in job.recipe.keyframe_faces] == [3]
+    assert job.recipe.keyframe_faces[0].face == face
+    assert psnr(frames[-1], FaceRenderer(tiny_model).render(face)) > 30
+
+
+def test_the_walk_selector_renders_a_sweep_and_a_circle_loop(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path))  # directions are cached per model: start with none
+    app = short_clip(open_page(), seconds=1, fps=15)
+    app.radio(key="walk").set_value("sweep").run()
+    app.button(key="find_directions").click().run()
+    assert not app.exception and not app.error
+    app.slider(key="sweep_amount").set_value(6.0)
+    app.sidebar.checkbox(key="loop").uncheck().run()
+    job, frames = rendered_clip(app)
+    assert (job.recipe.walk, job.recipe.sweep.direction, job.recipe.sweep.amount) == ("sweep", "sefa-00", 6.0)
+    unedited = tiny_model.sample(seeds=[1])[0]
+    assert len(frames) == 15 and psnr(frames[7], unedited) > 30, "the sweep's middle frame is the keyframe's face"
+    assert psnr(frames[0], unedited) < psnr(frames[7], unedited) - 3
+
+    app.radio(key="walk").set_value("circle").run()
+    app.number_input(key="loop_seed").set_value(9).run()
+    job, frames = rendered_clip(app)
+    assert job.recipe.walk == "circle" and job.recipe.keyframe_seeds == (9,)
+    assert len(frames) == 15 and psnr(frames[0], tiny_model.sample(seeds=[9])[0]) > 30
+    steps = [np.abs(a - b).mean() for a, b in itertools.pairwise(frames)]
+    assert np.abs(frames[-1] - frames[0]).mean() < 2 * np.median(steps), "the loop closes"

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,8 +99,11 @@ def check_writable_dir(directory: Path) -> None:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling and rename, so a reader never sees a half-written file."""
-    temporary = path.with_name(f".{path.name}.partial")
+    """Write to a temporary sibling and rename, so a reader never sees a half-written file.
+
+    The temporary name is unique to this write, so two writers never write into one temporary file.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
     try:
         temporary.write_bytes(data)
         os.replace(temporary, path)

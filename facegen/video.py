@@ -49,11 +49,13 @@ from facegen.latent import (
     keyframe_seed_table,
     path_frame_count,
 )
+from facegen.schema import check_fields
 
 log = logging.getLogger(__name__)
 
 RECIPE_FORMAT = "facegen-clip"
 RECIPE_VERSION = 1
+SHA256_TEXT = re.compile(r"[0-9a-fA-F]{64}")
 CLIP_SUFFIXES = {".mp4": "mp4", ".gif": "gif"}
 SPACES = ("z", "w")
 UPSCALE_FILTERS = ("lanczos", "nearest")
@@ -135,6 +137,10 @@ class ClipRecipe:
         _check_whole("Grid rows", self.grid_rows, 1, MAX_GRID_SIDE, "--grid")
         _check_whole("Grid columns", self.grid_cols, 1, MAX_GRID_SIDE, "--grid")
         _check_whole("Upscale factor", self.upscale, 1, MAX_UPSCALE, "--upscale")
+        if self.model_sha256 is not None and not SHA256_TEXT.fullmatch(self.model_sha256):
+            raise FacegenError(
+                f"model_sha256 must be 64 hexadecimal digits (the weights' sha256), not {self.model_sha256[:70]!r}."
+            )
         for name in ("loop", "seed_labels"):
             if not isinstance(getattr(self, name), bool):
                 raise FacegenError(f"{name} must be true or false, not {getattr(self, name)!r}.")
@@ -224,19 +230,11 @@ class ClipRecipe:
         version = values.pop("version", None)
         if version != RECIPE_VERSION:
             raise FacegenError(f"{source} is a version {version} recipe; this facegen reads version {RECIPE_VERSION}.")
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise FacegenError(f"{source} has fields facegen does not know: {', '.join(unknown)}. Remove them.")
-        for name in ("model", "keyframe_seeds"):
-            if name not in values:
-                raise FacegenError(f"{source} lacks the field {name!r}.")
-        if not isinstance(values["keyframe_seeds"], list):
-            raise FacegenError(f"{source}: keyframe_seeds must be a list of seeds.")
-        values["keyframe_seeds"] = tuple(values["keyframe_seeds"])
-        if isinstance(values.get("conditioning"), list):
-            values["conditioning"] = tuple(values["conditioning"])
-        return cls(**values)
+        typed = check_fields(cls, values, source)
+        try:
+            return cls(**typed)
+        except FacegenError as error:
+            raise FacegenError(f"{source}: {error}") from None
 
 
 def _check_whole(label: str, value: object, low: int, high: int, option: str) -> None:

@@ -34,6 +34,7 @@ MODULE_LAYERS: dict[str, str] = {
     "facegen.latent": "foundation",
     "facegen.spec": "foundation",
     "facegen.limits": "foundation",
+    "facegen.schema": "foundation",
     "facegen.generator": "generator",
     "facegen.models": "models",
     "facegen.formats": "formats",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from facegen.errors import FacegenError
 
@@ -12,8 +13,26 @@ from facegen.errors import FacegenError
 COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, except that a bad option is one line saying what is wrong and where help is, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}. See `{self.prog} --help`.\n")
+
+
+def positive_int(text: str) -> int:
+    """An option's value that must be a whole number of at least 1 (a batch size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m facegen", description="Face GAN studio: sample, train, render.")
+    parser = OneLineParser(prog="python -m facegen", description="Face GAN studio: sample, train, render.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"facegen.cli.{name}").add_parser(subparsers)

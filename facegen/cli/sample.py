@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from facegen.cli import positive_int
 from facegen.cli.progress import download_bar
 from facegen.generator import NOISE_MODES, check_noise_mode, check_truncation_psi
 from facegen.images import check_output_target
@@ -20,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi in [0, 2] (default 1: none)")
     parser.add_argument("--noise-mode", default="const", choices=NOISE_MODES)
     parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
-    parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--batch", type=positive_int, default=16, help="images per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--out", required=True, help="grid.png for one grid, or DIR/ for one PNG per seed")
     parser.set_defaults(run=run)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
+from facegen.cli import positive_int
 from facegen.cli.progress import download_bar
 from facegen.errors import FacegenError
 from facegen.generator import NOISE_MODES
@@ -69,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--labels", action="store_const", const=True, help="print the keyframe seeds on each face")
     parser.add_argument("--recipe", metavar="PATH", help="render a recipe (.json beside a clip, or the .mp4) again")
-    parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--batch", type=positive_int, default=16, help="images per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--out", action="append", required=True, help="walk.mp4 and/or walk.gif; repeat for both")
     parser.set_defaults(run=run)

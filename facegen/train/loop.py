@@ -8,7 +8,6 @@ that makes a killed-and-resumed run end with bit-identical weights.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -383,7 +382,7 @@ def _resume_locked(run_dir: Path, steps: int | None, progress: bool) -> TrainRes
                 f"--steps {steps} is not beyond the run's newest checkpoint (step {checkpoints[-1].step}). Give more "
                 "steps to train longer, or sample the run as it is."
             )
-    stored = json.loads((run_dir / runs.CONFIG_FILE).read_text())
+    stored = runs.load_config(run_dir)
     if steps is not None:
         stored["steps"] = steps
     config = resolve_config(stored)

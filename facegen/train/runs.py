@@ -118,9 +118,26 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        check_writable(run_dir)
         yield
     finally:
         os.close(descriptor)
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse a run whose folders cannot be written now, not after its first training steps."""
+    for folder in (run_dir, run_dir / CHECKPOINTS_DIR, run_dir / SAMPLES_DIR):
+        if not folder.exists():
+            continue
+        try:
+            probe = folder / f".write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as error:
+            raise FacegenError(
+                f"{folder} is not writable ({error.strerror}); training writes its checkpoints and sample grids "
+                "there. Fix its permissions, or copy the run to a folder you can write and resume that."
+            ) from None
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------------
@@ -274,10 +291,26 @@ def keep_recipe_checkpoint(spec: ModelSpec) -> None:
 
 # -- metrics, samples, config -----------------------------------------------------------------------------------
 def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's settings for display: {} when config.json is missing or damaged."""
     try:
-        return json.loads((Path(run_dir) / CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        return load_config(run_dir)
+    except FacegenError:
         return {}
+
+
+def load_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's settings to train on: a missing or damaged config.json is refused, naming it."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = error.strerror if isinstance(error, OSError) else f"not valid JSON: {error}"
+        raise FacegenError(
+            f"{path} cannot be read ({problem}). Restore it from a backup, or start a new run with --out."
+        ) from None
+    if not isinstance(settings, dict):
+        raise FacegenError(f"{path} holds no settings table. Restore it from a backup, or start a new run with --out.")
+    return settings
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

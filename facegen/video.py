@@ -40,6 +40,7 @@ from PIL import Image, ImageDraw, ImageFont
 from facegen.errors import FacegenError
 from facegen.generator import Generator, check_noise_mode, check_truncation_psi, images_to_uint8
 from facegen.images import check_writable_dir
+from facegen.jobs import JobSlots
 from facegen.latent import (
     MAX_SEED,
     KeyframePath,
@@ -801,13 +802,18 @@ class RenderJob:
         out_paths: Sequence[str | Path],
         batch_size: int = 16,
         gif_max_side: int = GIF_MAX_SIDE,
+        slots: JobSlots | None = None,
+        session_id: str = "",
     ) -> None:
+        """With `slots`, the render waits for a free slot (`queue_position` says where it stands) before it starts."""
         self.recipe = recipe_for_generator(recipe, generator)
         self.frames_done = 0
         self.frame_count = recipe.frame_count
         self.result: ClipResult | None = None
         self.error: str | None = None
         self._cancel = threading.Event()
+        self._slots = slots
+        self._ticket = slots.enter(session_id) if slots is not None else None
         self._thread = threading.Thread(
             target=self._run, args=(generator, out_paths, batch_size, gif_max_side), daemon=True, name="clip-render"
         )
@@ -815,6 +821,8 @@ class RenderJob:
 
     def _run(self, generator: Generator, out_paths: Sequence[str | Path], batch_size: int, gif_max_side: int) -> None:
         try:
+            if self._ticket is not None and not self._slots.wait_turn(self._ticket, self._cancel):
+                raise RenderCancelled("Render stopped before it started; nothing was written.")
             self.result = render_clip(
                 generator, self.recipe, out_paths, self._progress, batch_size, gif_max_side, self._cancel
             )
@@ -823,6 +831,9 @@ class RenderJob:
         except Exception as error:  # a thread's exception would vanish; the page must show something
             log.exception("clip render failed")
             self.error = f"Rendering failed unexpectedly ({type(error).__name__}: {error})."
+        finally:
+            if self._ticket is not None:
+                self._slots.leave(self._ticket)
 
     def _progress(self, done: int, total: int) -> None:
         self.frames_done = done
@@ -834,6 +845,11 @@ class RenderJob:
     @property
     def fraction(self) -> float:
         return self.frames_done / self.frame_count
+
+    @property
+    def queue_position(self) -> int:
+        """0 once the render runs (or without slots); else its place among the renders waiting for a slot."""
+        return self._slots.position(self._ticket) if self._ticket is not None else 0
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -4,7 +4,6 @@ Renders run on a background thread (facegen.video.RenderJob); the page polls it,
 and other sessions are never blocked.
 """
 
-import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -12,6 +11,7 @@ import streamlit as st
 from facegen.images import make_grid
 from facegen.latent import EASINGS, INTERPOLATIONS, random_seeds
 from facegen.train.runs import keep_recipe_checkpoint
+from facegen.ui.sessions import current_session_id, job_slots, session_folder, track_job
 from facegen.ui.widgets import label_controls, model_picker, ready_generator, route_through_app, run_or_show_error
 from facegen.video import (
     GIF_MAX_SIDE,
@@ -38,7 +38,6 @@ if generator is None:
     st.stop()
 state = st.session_state
 state.setdefault("keyframes", [[seed] for seed in DEFAULT_KEYFRAMES])  # one list of cell seeds per keyframe
-state.setdefault("clip_dir", tempfile.mkdtemp(prefix="facegen-interpolate-"))
 state.setdefault("clip_count", 0)
 
 
@@ -157,8 +156,11 @@ def start_job(kind: str, job_recipe: ClipRecipe, suffixes: tuple[str, ...], gif_
         for path in previous.result.paths if previous.result else ():
             path.unlink(missing_ok=True)
     state.clip_count += 1
-    outputs = [Path(state.clip_dir) / f"{kind}-{state.clip_count}{suffix}" for suffix in suffixes]
-    state[kind] = RenderJob(generator, job_recipe, outputs, gif_max_side=gif_max_side)
+    outputs = [session_folder("clips") / f"{kind}-{state.clip_count}{suffix}" for suffix in suffixes]
+    state[kind] = RenderJob(
+        generator, job_recipe, outputs, gif_max_side=gif_max_side, slots=job_slots(), session_id=current_session_id()
+    )
+    track_job(state[kind])
 
 
 preview_button, render_button = st.columns(2)
@@ -176,12 +178,19 @@ def show_job(kind: str, title: str) -> None:
     if job is None:
         return
     if not job.finished:
-        st.progress(job.fraction, text=f"{title}: {job.frames_done} of {job.frame_count} frames")
+        waiting = job.queue_position
+        if waiting:
+            st.info(f"{title}: waiting for a free slot, number {waiting} in line.", icon="⏳")
+        else:
+            st.progress(job.fraction, text=f"{title}: {job.frames_done} of {job.frame_count} frames")
         if st.button("Stop", key=f"stop_{kind}"):
             job.cancel()
         return
     if job.error:
         st.error(job.error, icon="⚠️")
+        return
+    if not all(path.exists() for path in job.result.paths):  # removed with a session that was closed a while
+        state.pop(kind)
         return
     mp4 = next((path for path in job.result.paths if path.suffix == ".mp4"), None)
     gif = next(path for path in job.result.paths if path.suffix == ".gif")

@@ -35,6 +35,8 @@ MODULE_LAYERS: dict[str, str] = {
     "facegen.spec": "foundation",
     "facegen.limits": "foundation",
     "facegen.schema": "foundation",
+    "facegen.jobs": "foundation",
+    "facegen.public": "foundation",
     "facegen.generator": "generator",
     "facegen.models": "models",
     "facegen.formats": "formats",

@@ -87,11 +87,6 @@ def save_upload(name: str, data: bytes, subfolder: str) -> Path:
     return path
 
 
-def open_sessions() -> list[str]:
-    with _lock:
-        return list(_sessions)
-
-
 def reap_closed_sessions(is_active, now: float | None = None) -> list[str]:
     """Cancel the jobs of sessions closed for longer than the grace and delete their folders; returns those removed."""
     now = time.monotonic() if now is None else now

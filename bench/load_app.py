@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from facegen.ui.sessions import CLOSED_GRACE_SECONDS, REAP_EVERY_SECONDS  # noqa: E402
-from tests.app.browser import chromium_executable, served_app  # noqa: E402
+from facegen.ui.sessions import CLOSED_GRACE_SECONDS, REAP_EVERY_SECONDS
+from tests.app.browser import chromium_executable, served_app
 
 MAX_SESSIONS = 24
 MAX_TIMEOUT_S = 1800
@@ -78,7 +78,9 @@ async def one_user(browser, base_url: str, timeout_ms: int, samples_only: bool =
             await page.wait_for_function(LOADED_IMAGES, arg=KEYFRAMES, timeout=timeout_ms)
             await page.get_by_role("button", name="Render clip").click(timeout=timeout_ms)
             await page.wait_for_function(VIDEO_PLAYS, timeout=timeout_ms, polling=500)
-        problems = await page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
+        problems = await page.locator(
+            '[data-testid="stException"], [data-testid="stAlertContentError"]'
+        ).all_inner_texts()
         if problems:
             raise RuntimeError(f"the page shows an error: {problems[0][:200]}")
         return time.monotonic() - started
@@ -99,7 +101,9 @@ async def load(base_url: str, sessions: int, timeout_s: float, server: int) -> t
             warm_up = await one_user(browser, base_url, timeout_ms, samples_only=True)
             warm_rss = rss_mb(server)
             print(f"warm-up session (imports, model load): {warm_up:.1f} s")
-            users = asyncio.gather(*(one_user(browser, base_url, timeout_ms) for _ in range(sessions)), return_exceptions=True)
+            users = asyncio.gather(
+                *(one_user(browser, base_url, timeout_ms) for _ in range(sessions)), return_exceptions=True
+            )
             results = await asyncio.wait_for(users, timeout_s)
         finally:
             await browser.close()
@@ -111,7 +115,9 @@ async def load(base_url: str, sessions: int, timeout_s: float, server: int) -> t
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=12, help=f"browser sessions at once (at most {MAX_SESSIONS})")
-    parser.add_argument("--timeout", type=float, default=900, help=f"seconds for the whole run (at most {MAX_TIMEOUT_S})")
+    parser.add_argument(
+        "--timeout", type=float, default=900, help=f"seconds for the whole run (at most {MAX_TIMEOUT_S})"
+    )
     parser.add_argument("--local", action="store_true", help="serve without FACEGEN_PUBLIC=1")
     args = parser.parse_args()
     sessions = max(1, min(args.sessions, MAX_SESSIONS))
@@ -138,15 +144,21 @@ def main() -> int:
     print(f"finished: {len(times)} of {sessions} in {wall:.1f} s wall (incl. warm-up)")
     if times:
         ordered = sorted(times)
-        print(f"per session: fastest {ordered[0]:.1f} s, median {ordered[len(ordered) // 2]:.1f} s, slowest {ordered[-1]:.1f} s")
+        print(
+            f"per session: fastest {ordered[0]:.1f} s, median {ordered[len(ordered) // 2]:.1f} s, slowest {ordered[-1]:.1f} s"
+        )
     print(f"failures: {len(failures)}")
     for failure in failures:
         print(f"  {failure}")
-    print(f"server RSS: {at_start:.0f} MB at start, {warmed:.0f} MB after the warm-up (model loaded) = before, "
-          f"{right_after:.0f} MB right after the run, {after:.0f} MB {SETTLE_S:.0f} s later (sessions closed and "
-          f"reaped): {after - warmed:+.0f} MB over before")
-    print(f"left behind by closed sessions: {len(leftover_folders)} session folders, {len(leftover_files)} temporary "
-          f"files, {len(leftover_children)} server child processes {leftover_children or ''}")
+    print(
+        f"server RSS: {at_start:.0f} MB at start, {warmed:.0f} MB after the warm-up (model loaded) = before, "
+        f"{right_after:.0f} MB right after the run, {after:.0f} MB {SETTLE_S:.0f} s later (sessions closed and "
+        f"reaped): {after - warmed:+.0f} MB over before"
+    )
+    print(
+        f"left behind by closed sessions: {len(leftover_folders)} session folders, {len(leftover_files)} temporary "
+        f"files, {len(leftover_children)} server child processes {leftover_children or ''}"
+    )
     if failures:
         print("server log tail:\n" + log_tail)
     return 1 if failures or leftover_folders or leftover_files or leftover_children else 0

@@ -50,8 +50,12 @@ def policy() -> Policy:
     public = os.environ.get(PUBLIC_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
     return Policy(
         public=public,
-        jobs_per_session=_positive(JOBS_PER_SESSION_VARIABLE, PUBLIC_JOBS_PER_SESSION if public else LOCAL_JOBS_PER_SESSION),
-        jobs_per_server=_positive(JOBS_PER_SERVER_VARIABLE, PUBLIC_JOBS_PER_SERVER if public else LOCAL_JOBS_PER_SERVER),
+        jobs_per_session=_positive(
+            JOBS_PER_SESSION_VARIABLE, PUBLIC_JOBS_PER_SESSION if public else LOCAL_JOBS_PER_SESSION
+        ),
+        jobs_per_server=_positive(
+            JOBS_PER_SERVER_VARIABLE, PUBLIC_JOBS_PER_SERVER if public else LOCAL_JOBS_PER_SERVER
+        ),
     )
 
 

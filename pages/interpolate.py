@@ -4,7 +4,6 @@ Renders run on a background thread (facegen.video.RenderJob); the page polls it,
 and other sessions are never blocked.
 """
 
-from pathlib import Path
 
 import streamlit as st
 

@@ -19,7 +19,13 @@ OTHER_WEIGHTS = "0" * 64
 
 
 def recipe_text(**changes: object) -> str:
-    values = {"format": "facegen-clip", "version": 1, "model": "digiface-dcgan64", "keyframe_seeds": [1, 2], "seconds": 1.0}
+    values = {
+        "format": "facegen-clip",
+        "version": 1,
+        "model": "digiface-dcgan64",
+        "keyframe_seeds": [1, 2],
+        "seconds": 1.0,
+    }
     return json.dumps({**values, **changes})
 
 
@@ -57,7 +63,9 @@ def test_the_cli_shows_a_broken_recipe_as_one_line(tmp_path):
     (tmp_path / "walk.json").write_text(recipe_text(truncation_psi="0.5"))
     result = run_cli("video", "--recipe", str(tmp_path / "walk.json"), "--out", str(tmp_path / "again.mp4"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'walk.json'}: truncation_psi must be a number, not \"0.5\"."]
+    assert result.stderr.strip().splitlines() == [
+        f'error: {tmp_path / "walk.json"}: truncation_psi must be a number, not "0.5".'
+    ]
 
 
 # -- weights that differ, for every kind of spec -----------------------------------------------------------------
@@ -67,7 +75,9 @@ def catalog_spec(tmp_path, monkeypatch) -> str:
     weights = tmp_path / "served" / "tiny.pt"
     weights.parent.mkdir()
     sha256 = write_tiny_dcgan(weights)
-    use_catalog(tmp_path, monkeypatch, {"tiny": {"title": "Tiny", "filename": "tiny.pt", "sha256": sha256, "sources": []}})
+    use_catalog(
+        tmp_path, monkeypatch, {"tiny": {"title": "Tiny", "filename": "tiny.pt", "sha256": sha256, "sources": []}}
+    )
     cached = registry.cached_path(registry.catalog_entry("tiny"))
     cached.parent.mkdir(parents=True)
     cached.write_bytes(weights.read_bytes())

@@ -16,7 +16,14 @@ from facegen.errors import FacegenError
 from facegen.generator import Generator
 from facegen.latent import parse_seeds, random_seeds
 from facegen.public import DEMO_DATASETS, policy
-from facegen.registry import ModelChoice, catalog_entry, fetch_model, list_model_choices, load_generator, pin_run_checkpoint
+from facegen.registry import (
+    ModelChoice,
+    catalog_entry,
+    fetch_model,
+    list_model_choices,
+    load_generator,
+    pin_run_checkpoint,
+)
 from facegen.ui.sessions import save_upload, session_folder
 
 CUSTOM_PATH = "Weights file path…"

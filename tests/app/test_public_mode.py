@@ -57,7 +57,7 @@ ready_generator("run:starter")
 
 
 def test_training_from_the_browser_is_off_and_errors_show_no_traceback(public, dcgan):
-    app = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT_S).run()
+    AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT_S).run()
     assert config.get_option("client.showErrorDetails") == "none"
     training = AppTest.from_file(str(REPO_ROOT / "pages" / "training.py"), default_timeout=TIMEOUT_S).run()
     assert not training.exception and not training.button
@@ -68,12 +68,14 @@ def test_training_from_the_browser_is_off_and_errors_show_no_traceback(public, d
     assert "/srv/secret/path" not in shown and "Traceback" not in shown
 
 
-def test_page_reruns_make_no_new_temporary_folders(dcgan):
-    def facegen_temporaries() -> set[str]:
-        return {entry.name for entry in Path(tempfile.gettempdir()).iterdir() if entry.name.startswith("facegen-")}
+def test_page_reruns_make_no_new_temporary_folders(dcgan, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a private temporary folder: other processes use /tmp
+
+    def temporaries() -> set[Path]:
+        return set(tmp_path.rglob("*"))
 
     app = AppTest.from_file(str(REPO_ROOT / "pages" / "interpolate.py"), default_timeout=TIMEOUT_S).run()
-    before = facegen_temporaries()
+    before = temporaries()
     for _ in range(3):
         app.run()
-    assert facegen_temporaries() == before
+    assert temporaries() == before

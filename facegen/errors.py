@@ -23,3 +23,7 @@ class CorruptFileError(FacegenError):
 
 class SpecError(FacegenError):
     """A model spec that names nothing, or two things."""
+
+
+class ImageTooLargeError(FacegenError):
+    """An image whose header or archive entry declares more pixels or bytes than facegen's limits allow."""

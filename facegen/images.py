@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from facegen.errors import FacegenError
+from facegen.errors import FacegenError, ImageTooLargeError
 from facegen.limits import MAX_IMAGE_PIXELS
 
 RECIPE_KEY = "facegen"
@@ -72,12 +73,12 @@ def open_image(source: str | Path | BinaryIO, name: str | None = None) -> Image.
             image = Image.open(source)
     except Image.DecompressionBombError:
         # PIL refuses twice its MAX_IMAGE_PIXELS before telling the size
-        raise FacegenError(f"{shown} has more than {2 * MAX_IMAGE_PIXELS / 1e6:g} megapixels; {refusal}") from None
+        raise ImageTooLargeError(f"{shown} has more than {2 * MAX_IMAGE_PIXELS / 1e6:g} megapixels; {refusal}") from None
     except (UnidentifiedImageError, OSError) as error:
         raise FacegenError(f"{shown} is not an image facegen can read ({error}). Use a PNG or JPEG file.") from None
     if image.width * image.height > MAX_IMAGE_PIXELS:
         image.close()
-        raise FacegenError(f"{shown} is {image.width}x{image.height} pixels; {refusal}")
+        raise ImageTooLargeError(f"{shown} is {image.width}x{image.height} pixels; {refusal}")
     return image
 
 
@@ -98,8 +99,11 @@ def check_writable_dir(directory: Path) -> None:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling and rename, so a reader never sees a half-written file."""
-    temporary = path.with_name(f".{path.name}.partial")
+    """Write to a temporary sibling and rename, so a reader never sees a half-written file.
+
+    The temporary name is unique to this write, so two writers never write into one temporary file.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
     try:
         temporary.write_bytes(data)
         os.replace(temporary, path)

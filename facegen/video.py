@@ -44,6 +44,7 @@ from facegen.editing.render import FaceRenderer
 from facegen.errors import FacegenError
 from facegen.generator import Generator, check_noise_mode, check_truncation_psi
 from facegen.images import check_writable_dir
+from facegen.jobs import JobSlots
 from facegen.latent import (
     LOOP_WALKS,
     MAX_SEED,
@@ -58,11 +59,13 @@ from facegen.latent import (
     latent_loop,
     path_frame_count,
 )
+from facegen.schema import check_fields
 
 log = logging.getLogger(__name__)
 
 RECIPE_FORMAT = "facegen-clip"
 RECIPE_VERSION = 1
+SHA256_TEXT = re.compile(r"[0-9a-fA-F]{64}")
 CLIP_SUFFIXES = {".mp4": "mp4", ".gif": "gif"}
 SPACES = ("z", "w")
 UPSCALE_FILTERS = ("lanczos", "nearest")
@@ -170,6 +173,10 @@ class ClipRecipe:
         _check_whole("Grid rows", self.grid_rows, 1, MAX_GRID_SIDE, "--grid")
         _check_whole("Grid columns", self.grid_cols, 1, MAX_GRID_SIDE, "--grid")
         _check_whole("Upscale factor", self.upscale, 1, MAX_UPSCALE, "--upscale")
+        if self.model_sha256 is not None and not SHA256_TEXT.fullmatch(self.model_sha256):
+            raise FacegenError(
+                f"model_sha256 must be 64 hexadecimal digits (the weights' sha256), not {self.model_sha256[:70]!r}."
+            )
         for name in ("loop", "seed_labels"):
             if not isinstance(getattr(self, name), bool):
                 raise FacegenError(f"{name} must be true or false, not {getattr(self, name)!r}.")
@@ -326,25 +333,19 @@ class ClipRecipe:
         version = values.pop("version", None)
         if version != RECIPE_VERSION:
             raise FacegenError(f"{source} is a version {version} recipe; this facegen reads version {RECIPE_VERSION}.")
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise FacegenError(f"{source} has fields facegen does not know: {', '.join(unknown)}. Remove them.")
-        for name in ("model", "keyframe_seeds"):
-            if name not in values:
-                raise FacegenError(f"{source} lacks the field {name!r}.")
-        if not isinstance(values["keyframe_seeds"], list):
-            raise FacegenError(f"{source}: keyframe_seeds must be a list of seeds.")
-        values["keyframe_seeds"] = tuple(values["keyframe_seeds"])
-        values["keyframe_faces"] = _read_face_keyframes(values.get("keyframe_faces", []), source)
+        values = dict(values)
+        # faces and the sweep are recipes of their own, read by the editing layer's readers
+        nested = {"keyframe_faces": _read_face_keyframes(values.pop("keyframe_faces", []), source)}
         if values.get("sweep") is not None:
-            sweep = edit_from_dict(values["sweep"], f"{source}: sweep")
+            sweep = edit_from_dict(values.pop("sweep"), f"{source}: sweep")
             if not isinstance(sweep, MoveAlong):
                 raise FacegenError(f'{source}: the sweep must be a direction edit ("kind": "direction").')
-            values["sweep"] = sweep
-        if isinstance(values.get("conditioning"), list):
-            values["conditioning"] = tuple(values["conditioning"])
-        return cls(**values)
+            nested["sweep"] = sweep
+        typed = check_fields(cls, values, source)
+        try:
+            return cls(**typed, **nested)
+        except FacegenError as error:
+            raise FacegenError(f"{source}: {error}") from None
 
 
 def _read_face_keyframes(values: object, source: str) -> tuple[FaceKeyframe, ...]:
@@ -1052,13 +1053,18 @@ class RenderJob:
         out_paths: Sequence[str | Path],
         batch_size: int = 16,
         gif_max_side: int = GIF_MAX_SIDE,
+        slots: JobSlots | None = None,
+        session_id: str = "",
     ) -> None:
+        """With `slots`, the render waits for a free slot (`queue_position` says where it stands) before it starts."""
         self.recipe = recipe_for_generator(recipe, generator)
         self.frames_done = 0
         self.frame_count = recipe.frame_count
         self.result: ClipResult | None = None
         self.error: str | None = None
         self._cancel = threading.Event()
+        self._slots = slots
+        self._ticket = slots.enter(session_id) if slots is not None else None
         self._thread = threading.Thread(
             target=self._run, args=(generator, out_paths, batch_size, gif_max_side), daemon=True, name="clip-render"
         )
@@ -1066,6 +1072,8 @@ class RenderJob:
 
     def _run(self, generator: Generator, out_paths: Sequence[str | Path], batch_size: int, gif_max_side: int) -> None:
         try:
+            if self._ticket is not None and not self._slots.wait_turn(self._ticket, self._cancel):
+                raise RenderCancelled("Render stopped before it started; nothing was written.")
             self.result = render_clip(
                 generator, self.recipe, out_paths, self._progress, batch_size, gif_max_side, self._cancel
             )
@@ -1074,6 +1082,9 @@ class RenderJob:
         except Exception as error:  # a thread's exception would vanish; the page must show something
             log.exception("clip render failed")
             self.error = f"Rendering failed unexpectedly ({type(error).__name__}: {error})."
+        finally:
+            if self._ticket is not None:
+                self._slots.leave(self._ticket)
 
     def _progress(self, done: int, total: int) -> None:
         self.frames_done = done
@@ -1085,6 +1096,11 @@ class RenderJob:
     @property
     def fraction(self) -> float:
         return self.frames_done / self.frame_count
+
+    @property
+    def queue_position(self) -> int:
+        """0 once the render runs (or without slots); else its place among the renders waiting for a slot."""
+        return self._slots.position(self._ticket) if self._ticket is not None else 0
 
     def cancel(self) -> None:
         self._cancel.set()

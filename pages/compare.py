@@ -8,10 +8,13 @@ import streamlit as st
 from facegen.compare import Comparison, compare_models, evaluate_models, quality_table
 from facegen.images import RESAMPLE_FILTERS, make_grid
 from facegen.metrics import InceptionFeatures
-from facegen.registry import list_model_choices
+from facegen.public import policy
+from facegen.ui.sessions import current_session_id, job_slots
 from facegen.ui.widgets import (
     chosen_device,
+    dataset_input,
     device_picker,
+    offered_model_choices,
     ready_generator,
     route_through_app,
     run_or_show_error,
@@ -24,7 +27,7 @@ DISPLAY_SIZES = ("Largest model", 64, 128, 256, 512)
 route_through_app()
 st.title("Compare models")
 state = st.session_state
-choices = {choice.spec: choice for choice in list_model_choices()}
+choices = {choice.spec: choice for choice in offered_model_choices()}
 own = [spec for spec, choice in choices.items() if not choice.is_catalog]
 pretrained = [spec for spec, choice in choices.items() if choice.is_catalog]
 with st.sidebar:
@@ -35,11 +38,15 @@ with st.sidebar:
         key="models",
         format_func=lambda spec: f"{choices[spec].title} · {choices[spec].state}",
     )
-    more = st.text_area(
-        "More models",
-        key="more_models",
-        placeholder="run:NAME@STEP or a weights file path, one a line",
-        help="A checkpoint of a run (run:starter@200) or any .pkl, .safetensors or .pt file.",
+    more = (
+        st.text_area(
+            "More models",
+            key="more_models",
+            placeholder="run:NAME@STEP or a weights file path, one a line",
+            help="A checkpoint of a run (run:starter@200) or any .pkl, .safetensors or .pt file.",
+        )
+        if policy().server_paths_allowed
+        else ""
     )
     selection = seed_input(default="0-7", key="seeds", container=st.sidebar)
     device_picker()
@@ -110,9 +117,10 @@ for row in comparison.rows:
 # -- quality ----------------------------------------------------------------------------------------------------
 st.subheader("Quality: FID and KID")
 reference_column, n_column = st.columns([3, 1])
-reference = reference_column.text_input(
+reference = dataset_input(
     "Reference images",
     key="reference",
+    container=reference_column,
     placeholder="a folder or .zip of real faces, or demo:lfw",
     help="Ideally the images the models were trained on. Their Inception features are cached.",
 )
@@ -144,9 +152,14 @@ if st.button("Compute FID/KID", key="compute_metrics", disabled=not reference.st
             min(done / total, 1.0), text=f"Model {model_index + 1} of {len(generators)}: {done} of {total} {what}"
         )
 
-    results = run_or_show_error(
-        lambda: evaluate_models(generators, reference.strip(), int(n), inception(chosen_device()[0]), show_progress)
-    )
+    def show_place(place: int) -> None:
+        bar.progress(0.0, text=f"Waiting for a free slot, number {place} in line…")
+
+    def evaluate_in_turn() -> list:
+        with job_slots().turn(current_session_id(), on_wait=show_place):
+            return evaluate_models(generators, reference.strip(), int(n), inception(chosen_device()[0]), show_progress)
+
+    results = run_or_show_error(evaluate_in_turn)
     bar.empty()
     if results is not None:
         state.quality_results = results

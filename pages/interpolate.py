@@ -5,8 +5,6 @@ Renders run on a background thread (facegen.video.RenderJob); the page polls it,
 and other sessions are never blocked.
 """
 
-import tempfile
-from pathlib import Path
 
 import streamlit as st
 
@@ -16,6 +14,7 @@ from facegen.images import make_grid
 from facegen.latent import EASINGS, INTERPOLATIONS, LOOP_WALKS, WALKS, random_seeds
 from facegen.train.runs import keep_recipe_checkpoint
 from facegen.ui.handoff import INTERPOLATE, take_faces
+from facegen.ui.sessions import current_session_id, job_slots, session_folder, track_job
 from facegen.ui.widgets import (
     label_controls,
     model_picker,
@@ -58,7 +57,6 @@ if generator is None:
 state = st.session_state
 state.setdefault("keyframes", [[seed] for seed in DEFAULT_KEYFRAMES])  # per keyframe: its cells' seeds, or a Face
 state.keyframes = state.keyframes + (run_or_show_error(lambda: take_faces(INTERPOLATE)) or [])  # sent from Edit
-state.setdefault("clip_dir", tempfile.mkdtemp(prefix="facegen-interpolate-"))
 state.setdefault("clip_count", 0)
 
 
@@ -272,8 +270,11 @@ def start_job(kind: str, job_recipe: ClipRecipe, suffixes: tuple[str, ...], gif_
         for path in previous.result.paths if previous.result else ():
             path.unlink(missing_ok=True)
     state.clip_count += 1
-    outputs = [Path(state.clip_dir) / f"{kind}-{state.clip_count}{suffix}" for suffix in suffixes]
-    state[kind] = RenderJob(generator, job_recipe, outputs, gif_max_side=gif_max_side)
+    outputs = [session_folder("clips") / f"{kind}-{state.clip_count}{suffix}" for suffix in suffixes]
+    state[kind] = RenderJob(
+        generator, job_recipe, outputs, gif_max_side=gif_max_side, slots=job_slots(), session_id=current_session_id()
+    )
+    track_job(state[kind])
 
 
 preview_button, render_button = st.columns(2)
@@ -291,12 +292,19 @@ def show_job(kind: str, title: str) -> None:
     if job is None:
         return
     if not job.finished:
-        st.progress(job.fraction, text=f"{title}: {job.frames_done} of {job.frame_count} frames")
+        waiting = job.queue_position
+        if waiting:
+            st.info(f"{title}: waiting for a free slot, number {waiting} in line.", icon="⏳")
+        else:
+            st.progress(job.fraction, text=f"{title}: {job.frames_done} of {job.frame_count} frames")
         if st.button("Stop", key=f"stop_{kind}"):
             job.cancel()
         return
     if job.error:
         st.error(job.error, icon="⚠️")
+        return
+    if not all(path.exists() for path in job.result.paths):  # removed with a session that was closed a while
+        state.pop(kind)
         return
     mp4 = next((path for path in job.result.paths if path.suffix == ".mp4"), None)
     gif = next(path for path in job.result.paths if path.suffix == ".gif")

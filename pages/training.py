@@ -7,18 +7,18 @@ page refreshes itself every few seconds.
 """
 
 import json
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 
 import streamlit as st
 
 from facegen.images import make_grid
 from facegen.models import trainable_architectures
+from facegen.public import policy
 from facegen.spec import RunRef
 from facegen.train import browse, runs
 from facegen.ui.charts import metrics_chart
+from facegen.ui.sessions import session_folder
 from facegen.ui.widgets import cached_generator, route_through_app, run_or_show_error
 
 LIVE_REFRESH_SECONDS = 2.0
@@ -28,9 +28,11 @@ DATA_CHOICES = ("demo:lfw", "demo:digiface?n=1000", "Folder, zip or hf:OWNER/NAM
 
 route_through_app()
 st.title("Training")
+if not policy().training_allowed:
+    st.info("Training from the browser is off on this server. Train with `python -m facegen train` on your machine.")
+    st.stop()
 runs_root = runs.default_runs_root()
 state = st.session_state
-state.setdefault("timelapse_dir", tempfile.mkdtemp(prefix="facegen-timelapse-"))
 
 
 def when(timestamp: float | None) -> str:
@@ -242,7 +244,7 @@ def show_timelapse(summary: runs.RunSummary) -> None:
     fps = columns[0].select_slider("Grids per second", [1, 2, 4, 8, 15, 30], 4, key="timelapse_fps")
     label_steps = columns[1].checkbox("Print steps", True, key="timelapse_labels")
     if columns[2].button(f"Build timelapse of {len(grids)} grids", key="build_timelapse", disabled=not grids):
-        out_path = Path(state.timelapse_dir) / f"{summary.name}-{grids[-1].step:08d}-{fps}.mp4"
+        out_path = session_folder("timelapses") / f"{summary.name}-{grids[-1].step:08d}-{fps}.mp4"
         bar = st.progress(0.0, text="Encoding…")
         timelapse = run_or_show_error(
             lambda: browse.build_timelapse(

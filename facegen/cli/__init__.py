@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from facegen.errors import FacegenError
 
@@ -13,7 +14,14 @@ from facegen.errors import FacegenError
 COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics", "edit", "directions")
 
 
-class CommandParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, except that a bad option is one line saying what is wrong and where help is, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}. See `{self.prog} --help`.\n")
+
+
+class CommandParser(OneLineParser):
     """A command's parser that can add options only when the command is parsed or its help shown, so running
     another command does not import what those options are made from (`train`'s come from the model files)."""
 
@@ -37,8 +45,19 @@ class CommandParser(argparse.ArgumentParser):
         return super().format_help()
 
 
+def positive_int(text: str) -> int:
+    """An option's value that must be a whole number of at least 1 (a batch size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m facegen", description="Face GAN studio: sample, train, render.")
+    parser = OneLineParser(prog="python -m facegen", description="Face GAN studio: sample, train, render.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"facegen.cli.{name}").add_parser(subparsers)

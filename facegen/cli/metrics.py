@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from facegen.cli import positive_int
 from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
 from facegen.generator import check_truncation_psi
@@ -31,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, help="also save the numbers and what was measured to this JSON file")
     parser.add_argument("--real-max", type=int, help="use a fixed random subset of at most this many real images")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi; 1.0 (none) is the standard")
-    parser.add_argument("--batch", type=int, default=32, help="images per forward pass")
+    parser.add_argument("--batch", type=positive_int, default=32, help="images per forward pass")
     add_device_options(parser)  # --precision: the generator's; Inception always runs in float32
     parser.set_defaults(run=run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from facegen.cli import positive_int
 from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
 from facegen.generator import NOISE_MODES, check_noise_mode, check_truncation_psi
@@ -21,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cutoff", type=int, metavar="K", help="apply psi to the first K ws only (StyleGAN)")
     parser.add_argument("--noise-mode", default="const", choices=NOISE_MODES)
     parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
-    parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--batch", type=positive_int, default=16, help="images per forward pass")
     add_device_options(parser)
     parser.add_argument("--out", required=True, help="grid.png for one grid, or DIR/ for one PNG per seed")
     parser.set_defaults(run=run)

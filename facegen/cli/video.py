@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
+from facegen.cli import positive_int
 from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
 from facegen.editing import Face, MoveAlong, find_direction, move_along
@@ -94,7 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--labels", action="store_const", const=True, help="print the keyframe seeds on each face")
     parser.add_argument("--recipe", metavar="PATH", help="render a recipe (.json beside a clip, or the .mp4) again")
-    parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--batch", type=positive_int, default=16, help="images per forward pass")
     add_device_options(parser)
     parser.add_argument("--out", action="append", required=True, help="walk.mp4 and/or walk.gif; repeat for both")
     parser.set_defaults(run=run)

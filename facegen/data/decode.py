@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from facegen.data.sources import RawImage
+from facegen.errors import ImageTooLargeError
 
 # An image whose shorter side is below resolution * MIN_SIDE_FRACTION would be upscaled more than 2x, which
 # teaches the GAN blur; it is skipped as 'too small'. The demo sets are exempt: they are upscaled on purpose.
@@ -40,7 +41,7 @@ def decode_image(raw: RawImage, resolution: int, upscale_small: bool) -> Decoded
             image.load()
             rgb, conversion = _to_rgb(_upright(image))
             return Decoded(pixels=_crop_and_resize(rgb, resolution), conversion=conversion)
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, ImageTooLargeError):
         return Decoded(skip_reason="too large")
     except Exception as error:
         # PIL says 'image file is truncated' for JPEG and PNG files cut short (an interrupted copy or download)

@@ -17,6 +17,9 @@ import numpy as np
 from PIL import Image
 
 from facegen.data.report import DatasetError
+from facegen.errors import ImageTooLargeError
+from facegen.images import open_image
+from facegen.limits import MAX_ZIP_MEMBER_BYTES, MEGABYTE
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 CELEBA_ATTRIBUTE_FILES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
@@ -91,7 +94,7 @@ class FolderTree:
         return {"folder": str(self.root.resolve()), "files": entries}
 
     def open_image(self, name: str) -> Image.Image:
-        return Image.open(self.root / name)
+        return open_image(self.root / name, name)
 
     def open_binary(self, name: str) -> io.BufferedIOBase:
         return open(self.root / name, "rb")
@@ -124,7 +127,18 @@ class ZipTree:
         return archive | {"files": members}
 
     def open_image(self, name: str) -> Image.Image:
-        return Image.open(io.BytesIO(self.archive.read(name)))
+        """The member's image; refused from its declared size, and again if it inflates past it (a lying header)."""
+        too_large = ImageTooLargeError(
+            f"{name} in {self.label} inflates to more than {MAX_ZIP_MEMBER_BYTES // MEGABYTE} MB, the most facegen "
+            "reads from one zip member."
+        )
+        if self.members[name].file_size > MAX_ZIP_MEMBER_BYTES:
+            raise too_large
+        with self.archive.open(name) as member:
+            data = member.read(MAX_ZIP_MEMBER_BYTES + 1)
+        if len(data) > MAX_ZIP_MEMBER_BYTES:
+            raise too_large
+        return open_image(io.BytesIO(data), name)
 
     def open_binary(self, name: str) -> io.BufferedIOBase:
         return self.archive.open(name)
@@ -284,7 +298,7 @@ def _parquet_source(tree: Tree, names: list[str], label: str) -> Source:
                     images = images.field("bytes")
                 labels = _parquet_labels(batch, plan.attribute_columns) if with_attributes else None
                 for index, encoded in enumerate(images.to_pylist()):
-                    opener = None if encoded is None else (lambda encoded=encoded: Image.open(io.BytesIO(encoded)))
+                    opener = None if encoded is None else (lambda encoded=encoded: open_image(io.BytesIO(encoded)))
                     yield RawImage(f"{plan.name}#{row}", opener, None if labels is None else labels[index])
                     row += 1
 

@@ -148,7 +148,15 @@ def load_network(weights_path: str | Path, device: str | torch.device = "cpu") -
         ) from None
     network = build_generator(description["architecture"], config)
     # the file's tensors take the place of the freshly initialised ones instead of being copied into them
-    network.load_state_dict(state, assign=True)
+    try:
+        network.load_state_dict(state, assign=True)
+    except RuntimeError as error:
+        first_problem = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise CorruptFileError(
+            f"The weights in {weights_path.name} do not match the network {config_path_for(weights_path).name} "
+            f"describes ({first_problem}). The files were damaged, edited or mixed up: restore both from their run, "
+            "or re-export or re-fetch the model."
+        ) from None
     return network, description
 
 
@@ -163,7 +171,13 @@ def load_generator(
     info_values = {key: value for key, value in description.get("info", {}).items() if key in info_fields}
     info_values.setdefault("family", description["architecture"])
     info_values.setdefault("z_dim", config.get("z_dim"))
-    info_values.setdefault("resolution", drawn_resolution(network))
+    drawn = drawn_resolution(network)
+    if info_values.setdefault("resolution", drawn) != drawn:
+        raise CorruptFileError(
+            f"{config_path_for(weights_path).name} declares resolution {info_values['resolution']!r}, but its network "
+            f"draws {drawn}x{drawn} images. The file was damaged or edited: restore it from its run, or re-export or "
+            "re-fetch the model."
+        )
     if "label_names" in info_values:
         info_values["label_names"] = tuple(info_values["label_names"])
     info_values["model_id"] = model_id or info_values.get("model_id") or str(weights_path)

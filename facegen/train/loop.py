@@ -8,13 +8,13 @@ that makes a killed-and-resumed run end with bit-identical weights.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import sys
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,7 @@ def never_trained(run_dir: Path) -> bool:
     """A run that crashed before its first step (e.g. its data could not be read): nothing in it is worth keeping."""
     names = {entry.name for entry in run_dir.iterdir()}
     status = runs.read_status(run_dir)
-    return names <= {runs.CONFIG_FILE, runs.STATUS_FILE} and status.get("state") == "crashed" and not status.get("step")
+    return names <= {runs.CONFIG_FILE, runs.STATUS_FILE, runs.LOCK_FILE} and status.get("state") == "crashed" and not status.get("step")
 
 
 class RunLoop:
@@ -173,7 +173,7 @@ class RunLoop:
 
     def check_run_dir_is_new(self) -> None:
         """A fresh run needs an empty folder, or the remains of a run that failed before its first step."""
-        if self.resume or not self.run_dir.exists() or not any(self.run_dir.iterdir()):
+        if self.resume or not self.run_dir.exists() or {entry.name for entry in self.run_dir.iterdir()} <= {runs.LOCK_FILE}:
             return
         if never_trained(self.run_dir):
             for leftover in (runs.CONFIG_FILE, runs.STATUS_FILE):
@@ -350,7 +350,13 @@ class RunLoop:
 
 def start_run(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> TrainResult:
     """Train a new run into `run_dir` (which must be new or empty)."""
-    return RunLoop(config, Path(run_dir), resume=False, progress=progress).run()
+    with _only_writer(Path(run_dir)):
+        return RunLoop(config, Path(run_dir), resume=False, progress=progress).run()
+
+
+def _only_writer(run_dir: Path) -> AbstractContextManager[None]:
+    """The run directory's lock, taken by the process that writes it (rank 0 of a distributed run)."""
+    return runs.writer_lock(run_dir) if distributed.from_environment().is_writer else nullcontext()
 
 
 def resume_run(run_dir: str | Path, steps: int | None = None, progress: bool = True) -> TrainResult:
@@ -358,6 +364,11 @@ def resume_run(run_dir: str | Path, steps: int | None = None, progress: bool = T
     run_dir = Path(run_dir)
     if not runs.is_run_dir(run_dir):
         raise FacegenError(f"{run_dir} is not a run directory (no {runs.CONFIG_FILE}). Give the folder a run wrote.")
+    with _only_writer(run_dir):
+        return _resume_locked(run_dir, steps, progress)
+
+
+def _resume_locked(run_dir: Path, steps: int | None, progress: bool) -> TrainResult:
     checkpoints = runs.list_checkpoints(run_dir)
     if checkpoints:
         check_resumable(checkpoints[-1].path)  # before anything in the run directory changes
@@ -366,7 +377,7 @@ def resume_run(run_dir: str | Path, steps: int | None = None, progress: bool = T
                 f"--steps {steps} is not beyond the run's newest checkpoint (step {checkpoints[-1].step}). Give more "
                 "steps to train longer, or sample the run as it is."
             )
-    stored = json.loads((run_dir / runs.CONFIG_FILE).read_text())
+    stored = runs.load_config(run_dir)
     if steps is not None:
         stored["steps"] = steps
     try:

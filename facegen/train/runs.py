@@ -9,20 +9,24 @@
     RUN_DIR/status.json                  {state, pid, host, started, updated, step, total_steps, message}
     RUN_DIR/marked.json                  steps the user marked to keep
     RUN_DIR/stop                         present: the loop stops at the next step with a final checkpoint
+    RUN_DIR/.lock                        locked (flock) by the process training the run, holding its pid
 
 A checkpoint directory is filled under a hidden temporary name and renamed into place, so a checkpoint that is
-visible is complete; hidden (dot) entries are never listed.
+visible is complete; hidden (dot) entries are never listed. One process writes a run at a time (`writer_lock`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import socket
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 MARKED_FILE = "marked.json"
 STOP_FILE = "stop"
+LOCK_FILE = ".lock"
 SAMPLES_DIR = "samples"
 CHECKPOINTS_DIR = "checkpoints"
 GENERATOR_FILE = "generator.safetensors"
@@ -85,6 +90,54 @@ def resolve_run(run_ref: str, runs_root: str | Path | None = None) -> Path:
         f"No training run {run_ref!r} (a run directory holds {CONFIG_FILE}). {known} Train one with "
         "`python -m facegen train ... --out runs/NAME`, or give the run directory's path."
     )
+
+
+# -- one writer -------------------------------------------------------------------------------------------------
+@contextmanager
+def writer_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory for this process, creating it if needed; a run another process holds is refused.
+
+    An flock is released by the OS when its process ends however it ends (kill -9 included), so a crashed run
+    never stays locked.
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise FacegenError(
+            f"Cannot write the run directory {run_dir}: {error.strerror}. Choose another --out, or fix its permissions."
+        ) from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 256, 0).decode(errors="replace").strip() or "?"
+            raise FacegenError(
+                f"Run {run_dir} is being trained by process {holder}. Wait for it to end, or stop it (Stop on the "
+                f"Training page, or `touch {run_dir / STOP_FILE}`) and then --resume it."
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        check_writable(run_dir)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse a run whose folders cannot be written now, not after its first training steps."""
+    for folder in (run_dir, run_dir / CHECKPOINTS_DIR, run_dir / SAMPLES_DIR):
+        if not folder.exists():
+            continue
+        try:
+            probe = folder / f".write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as error:
+            raise FacegenError(
+                f"{folder} is not writable ({error.strerror}); training writes its checkpoints and sample grids "
+                "there. Fix its permissions, or copy the run to a folder you can write and resume that."
+            ) from None
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------------
@@ -152,8 +205,7 @@ def write_checkpoint_dir(run_dir: Path, step: int, fill: Callable[[Path], None])
     folder = run_dir / CHECKPOINTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / step_name(step)
-    staging = folder / f".{step_name(step)}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = folder / f".{step_name(step)}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     fill(staging)
     for file in staging.iterdir():
@@ -181,12 +233,17 @@ def _remove_dir(path: Path) -> None:
 
 
 def remove_unfinished_writes(run_dir: Path) -> None:
-    """Clear what a killed process left half-written: staging and half-deleted checkpoint folders."""
+    """Clear what a killed process left half-written: staging and half-deleted checkpoint folders, partial files.
+
+    Only the holder of `writer_lock` calls this: another writer's staging folders would look the same.
+    """
     folder = run_dir / CHECKPOINTS_DIR
     if folder.is_dir():
         for entry in folder.iterdir():
             if entry.name.startswith("."):
                 shutil.rmtree(entry, ignore_errors=True)
+    for partial in run_dir.glob(".*.partial"):
+        partial.unlink(missing_ok=True)
 
 
 def prune_checkpoints(run_dir: Path, keep_last: int) -> list[int]:
@@ -234,10 +291,26 @@ def keep_recipe_checkpoint(spec: ModelSpec) -> None:
 
 # -- metrics, samples, config -----------------------------------------------------------------------------------
 def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's settings for display: {} when config.json is missing or damaged."""
     try:
-        return json.loads((Path(run_dir) / CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        return load_config(run_dir)
+    except FacegenError:
         return {}
+
+
+def load_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's settings to train on: a missing or damaged config.json is refused, naming it."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = error.strerror if isinstance(error, OSError) else f"not valid JSON: {error}"
+        raise FacegenError(
+            f"{path} cannot be read ({problem}). Restore it from a backup, or start a new run with --out."
+        ) from None
+    if not isinstance(settings, dict):
+        raise FacegenError(f"{path} holds no settings table. Restore it from a backup, or start a new run with --out.")
+    return settings
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import streamlit as st
@@ -16,6 +17,7 @@ from facegen.device import DEFAULT_PRECISION, PRECISIONS, available_devices, che
 from facegen.errors import FacegenError
 from facegen.generator import Generator
 from facegen.latent import parse_seeds, random_seeds
+from facegen.public import DEMO_DATASETS, policy
 from facegen.registry import (
     ModelChoice,
     catalog_entry,
@@ -24,8 +26,12 @@ from facegen.registry import (
     load_generator,
     pin_run_checkpoint,
 )
+from facegen.ui.sessions import save_upload, session_folder
 
 CUSTOM_PATH = "Weights file path…"
+UPLOAD = "Upload a weights file…"
+UPLOAD_DATASET = "Upload a .zip of faces…"
+WEIGHTS_SUFFIXES = ("pkl", "pt", "tar", "safetensors", "json")
 DEVICE_KEY, PRECISION_KEY = "device", "precision"
 T = TypeVar("T")
 
@@ -93,24 +99,68 @@ def choice_label(choice: ModelChoice) -> str:
     return choice.title
 
 
+def offered_model_choices() -> list[ModelChoice]:
+    """What pickers offer: everything locally; on a public server only the catalog (no run folders)."""
+    choices = list_model_choices()
+    return choices if policy().server_paths_allowed else [choice for choice in choices if choice.is_catalog]
+
+
 def model_picker(label: str = "Model", key: str = "model", container=st.sidebar) -> str | None:
-    """Pick a catalog model, an own training run, or a weights file; returns a model spec."""
+    """Pick a catalog model, an own training run, or a weights file (an upload on a public server); a model spec."""
     device_picker(container)
-    choices = {choice.spec: choice for choice in list_model_choices()}
+    choices = {choice.spec: choice for choice in offered_model_choices()}
+    other = CUSTOM_PATH if policy().server_paths_allowed else UPLOAD
     # options are model ids, so the selection survives a label change (e.g. after a fetch)
     picked = container.selectbox(
         label,
-        [*choices, CUSTOM_PATH],
+        [*choices, other],
         key=key,
         format_func=lambda spec: choice_label(choices[spec]) if spec in choices else spec,
     )
     if picked == CUSTOM_PATH:
         path = container.text_input("Path to a .pkl, .safetensors or .pt file", key=f"{key}_path")
         return path.strip() or None
+    if picked == UPLOAD:
+        return uploaded_weights(container, key)
     choice = choices[picked]
     if choice.license:
         container.caption(f"Licence: {choice.license}")
     return choice.spec
+
+
+def uploaded_weights(container, key: str) -> str | None:
+    """A weights file uploaded into this session's folder (a .safetensors with its .json); its path as the spec."""
+    files = container.file_uploader(
+        "A .pkl, .pt or .safetensors file (with its .json)", WEIGHTS_SUFFIXES, accept_multiple_files=True,
+        key=f"{key}_upload",
+    )  # fmt: skip
+    paths = [save_upload(file.name, file.getvalue(), "models") for file in files or []]
+    weights = [path for path in paths if path.suffix != ".json"]
+    return str(weights[0]) if weights else None
+
+
+def check_reachable(model_spec: str) -> str:
+    """On a public server a model is a catalog id or this session's upload, never another path on the server."""
+    if policy().server_paths_allowed or model_spec in {choice.spec for choice in offered_model_choices()}:
+        return model_spec
+    uploads = session_folder("models").resolve()
+    if uploads in Path(model_spec).resolve().parents:
+        return model_spec
+    raise FacegenError(
+        f"This server offers its catalog models and uploaded files only, not {model_spec!r}. Pick a model from "
+        "the list, or upload a weights file."
+    )
+
+
+def dataset_input(label: str, key: str, container=st, **text_options) -> str:
+    """A dataset: a path, zip or hf:OWNER/NAME typed locally; a demo set or an uploaded zip on a public server."""
+    if policy().server_paths_allowed:
+        return container.text_input(label, key=key, **text_options).strip()
+    picked = container.selectbox(label, [*DEMO_DATASETS, UPLOAD_DATASET], key=key)
+    if picked != UPLOAD_DATASET:
+        return picked
+    upload = container.file_uploader("A .zip of face images", ["zip"], key=f"{key}_upload")
+    return str(save_upload(upload.name, upload.getvalue(), "datasets")) if upload is not None else ""
 
 
 def ready_generator(model_spec: str | None, container=None) -> Generator | None:
@@ -118,6 +168,8 @@ def ready_generator(model_spec: str | None, container=None) -> Generator | None:
     container = container or st
     if not model_spec:
         container.info("Choose a model in the sidebar.")
+        return None
+    if run_or_show_error(lambda: check_reachable(model_spec)) is None:
         return None
     choice = next((choice for choice in list_model_choices() if choice.spec == model_spec), None)
     if choice is not None and choice.state != "cached" and choice.is_catalog:

@@ -59,12 +59,18 @@ def served_app(log_path: Path) -> Iterator[str]:
                 process.kill()
 
 
-@contextmanager
-def chromium_page() -> Iterator[object]:
-    """A Playwright page in Debian's headless Chromium."""
+def chromium_executable() -> str:
+    """Debian's Chromium, which Playwright drives; the test is skipped where it is not installed."""
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does this)")
+    return executable
+
+
+@contextmanager
+def chromium_page() -> Iterator[object]:
+    """A Playwright page in Debian's headless Chromium."""
+    executable = chromium_executable()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -336,8 +336,9 @@ class ClipRecipe:
         values = dict(values)
         # faces and the sweep are recipes of their own, read by the editing layer's readers
         nested = {"keyframe_faces": _read_face_keyframes(values.pop("keyframe_faces", []), source)}
-        if values.get("sweep") is not None:
-            sweep = edit_from_dict(values.pop("sweep"), f"{source}: sweep")
+        sweep = values.pop("sweep", None)
+        if sweep is not None:
+            sweep = edit_from_dict(sweep, f"{source}: sweep")
             if not isinstance(sweep, MoveAlong):
                 raise FacegenError(f'{source}: the sweep must be a direction edit ("kind": "direction").')
             nested["sweep"] = sweep

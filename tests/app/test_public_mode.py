@@ -8,7 +8,9 @@ import pytest
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
+from facegen import registry
 from facegen.ui.widgets import CUSTOM_PATH, UPLOAD
+from tests.test_registry import write_tiny_dcgan
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120
@@ -23,6 +25,30 @@ def public(monkeypatch):
     config.set_option("client.showErrorDetails", "full")
 
 
+@pytest.fixture
+def cached_catalog(tmp_path, monkeypatch):
+    """A catalog of one tiny DCGAN, already in a private cache: what a public server offers, without a download."""
+    weights = tmp_path / "tiny.pt"
+    sha256 = write_tiny_dcgan(weights)
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(
+        f"""
+[models.tiny-dcgan]
+title = "Tiny DCGAN"
+family = "dcgan"
+format = "torch-dcgan"
+resolution = 32
+z_dim = 10
+filename = "tiny.pt"
+sha256 = "{sha256}"
+license = "test"
+"""
+    )
+    monkeypatch.setattr(registry, "CATALOG_PATH", catalog)
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
+    registry.install_from_file("tiny-dcgan", weights)
+
+
 def text_boxes(app: AppTest) -> set[str]:
     return {box.key for box in [*app.text_input, *app.text_area]} | {
         box.key for box in [*app.sidebar.text_input, *app.sidebar.text_area]
@@ -30,7 +56,7 @@ def text_boxes(app: AppTest) -> set[str]:
 
 
 @pytest.mark.parametrize("page", ["sample", "interpolate", "compare"])
-def test_public_pages_offer_no_text_box_for_a_server_path(page, public, dcgan):
+def test_public_pages_offer_no_text_box_for_a_server_path(page, public, cached_catalog):
     app = AppTest.from_file(str(REPO_ROOT / "pages" / f"{page}.py"), default_timeout=TIMEOUT_S).run()
     assert not app.exception, [exception.value for exception in app.exception]
     assert text_boxes(app) <= ALLOWED_TEXT_INPUTS
@@ -42,7 +68,7 @@ def test_public_pages_offer_no_text_box_for_a_server_path(page, public, dcgan):
         assert app.selectbox(key="reference").options == ["demo:lfw", "demo:digiface?n=1000", "Upload a .zip of faces…"]
 
 
-def test_a_server_path_given_as_a_model_is_refused_in_public_mode(public, dcgan):
+def test_a_server_path_given_as_a_model_is_refused_in_public_mode(public, cached_catalog):
     script = """
 from facegen.ui.widgets import ready_generator
 ready_generator("/etc/shadow")
@@ -56,7 +82,7 @@ ready_generator("run:starter")
     assert "does not exist" not in " ".join(error.value for error in app.error)
 
 
-def test_training_from_the_browser_is_off_and_errors_show_no_traceback(public, dcgan):
+def test_training_from_the_browser_is_off_and_errors_show_no_traceback(public, cached_catalog):
     AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT_S).run()
     assert config.get_option("client.showErrorDetails") == "none"
     training = AppTest.from_file(str(REPO_ROOT / "pages" / "training.py"), default_timeout=TIMEOUT_S).run()
@@ -68,7 +94,7 @@ def test_training_from_the_browser_is_off_and_errors_show_no_traceback(public, d
     assert "/srv/secret/path" not in shown and "Traceback" not in shown
 
 
-def test_page_reruns_make_no_new_temporary_folders(dcgan, tmp_path, monkeypatch):
+def test_page_reruns_make_no_new_temporary_folders(cached_catalog, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a private temporary folder: other processes use /tmp
 
     def temporaries() -> set[Path]:

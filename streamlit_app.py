@@ -11,6 +11,7 @@ st.set_page_config(page_title="facegen", page_icon=":material/face:", layout="wi
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/sample.py", title="Sample", icon=":material/casino:"),
+    st.Page("pages/edit.py", title="Edit", icon=":material/tune:"),
     st.Page("pages/interpolate.py", title="Interpolate", icon=":material/animation:"),
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),

@@ -74,7 +74,11 @@ def open_image(source: str | Path | BinaryIO, name: str | None = None) -> Image.
     except Image.DecompressionBombError:
         # PIL refuses twice its MAX_IMAGE_PIXELS before telling the size
         raise ImageTooLargeError(f"{shown} has more than {2 * MAX_IMAGE_PIXELS / 1e6:g} megapixels; {refusal}") from None
-    except (UnidentifiedImageError, OSError) as error:
+    except UnidentifiedImageError:  # PIL's message names a file object by its repr: say it in words instead
+        raise FacegenError(
+            f"{shown} is not an image facegen can read (an unknown format). Use a PNG or JPEG file."
+        ) from None
+    except OSError as error:
         raise FacegenError(f"{shown} is not an image facegen can read ({error}). Use a PNG or JPEG file.") from None
     if image.width * image.height > MAX_IMAGE_PIXELS:
         image.close()
@@ -82,8 +86,9 @@ def open_image(source: str | Path | BinaryIO, name: str | None = None) -> Image.
     return image
 
 
-def read_recipe(path: str | Path) -> dict | None:
-    with open_image(path) as image:
+def read_recipe(source: str | Path | BinaryIO, name: str | None = None) -> dict | None:
+    """The recipe a facegen PNG carries (None: none); `name` is how errors name an upload."""
+    with open_image(source, name) as image:
         text = image.text.get(RECIPE_KEY) if hasattr(image, "text") else None
     return json.loads(text) if text else None
 

@@ -34,7 +34,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, BinaryIO, ClassVar, Literal
 
 import numpy as np
 
@@ -304,39 +304,43 @@ class Face:
         )
 
     @classmethod
-    def from_png(cls, path: str | Path) -> Face:
-        """The face a facegen PNG carries: an edit's recipe, or a single-face sample's settings."""
-        path = Path(path)
+    def from_png(cls, source: str | Path | BinaryIO, name: str | None = None) -> Face:
+        """The face a facegen PNG carries: an edit's recipe, or a single-face sample's settings.
+
+        `source` is a path or an open file (an upload), which errors call `name`."""
+        shown = name or str(source)
         try:
-            recipe = read_recipe(path)
+            recipe = read_recipe(source, name)
         except FileNotFoundError:
-            raise FacegenError(f"{path} does not exist. Give a PNG saved by facegen.") from None
+            raise FacegenError(f"{shown} does not exist. Give a PNG saved by facegen.") from None
         except (OSError, ValueError, json.JSONDecodeError):
             raise FacegenError(
-                f"{path} is not a PNG with a readable facegen recipe. Give a PNG saved by facegen."
+                f"{shown} is not a PNG with a readable facegen recipe. Give a PNG saved by facegen."
             ) from None
         if recipe is None:
             raise FacegenError(
-                f"{path} carries no facegen recipe: only PNGs saved by facegen (edit, sample, the app) restore a face."
+                f"{shown} carries no facegen recipe: only PNGs saved by facegen (edit, sample, the app) restore a face."
             )
         if recipe.get("format") == FACE_FORMAT:
-            return cls.from_dict(recipe, str(path))
-        return _face_from_sample_recipe(recipe, path)
+            return cls.from_dict(recipe, shown)
+        return _face_from_sample_recipe(recipe, shown)
 
 
-def _face_from_sample_recipe(recipe: dict, path: Path) -> Face:
+def _face_from_sample_recipe(recipe: dict, shown: str) -> Face:
     """`facegen sample` writes its request (model, seeds, psi, ...) into each PNG; a single-seed one is a face."""
     seeds = recipe.get("seeds")
-    if not isinstance(seeds, list) or not recipe.get("model") or not recipe.get("model_sha256"):
-        raise FacegenError(f"{path} carries a facegen recipe that is not a face. Give a PNG of one face.")
+    # facegen wrote the weights' sha256 as "file_sha256" before recipes took the Generator's identity
+    model_sha256 = recipe.get("model_sha256") or recipe.get("file_sha256")
+    if not isinstance(seeds, list) or not recipe.get("model") or not model_sha256:
+        raise FacegenError(f"{shown} carries a facegen recipe that is not a face. Give a PNG of one face.")
     if len(seeds) != 1:
         raise FacegenError(
-            f"{path} is a grid of {len(seeds)} faces. Save single faces (sample --out DIR/) and give one of them."
+            f"{shown} is a grid of {len(seeds)} faces. Save single faces (sample --out DIR/) and give one of them."
         )
     labels = recipe.get("labels")
     return Face(
         model=recipe["model"],
-        model_sha256=recipe["model_sha256"],
+        model_sha256=model_sha256,
         seed=int(seeds[0]),
         labels=tuple(labels) if isinstance(labels, list) else labels,
         truncation_psi=float(recipe.get("truncation_psi", 1.0)),

@@ -15,6 +15,7 @@ from facegen.ui.widgets import CUSTOM_PATH
 from tests.conftest import TINY_DCGAN_PATH
 
 PagePictures = Callable[[AppTest], list[tuple[str, np.ndarray]]]
+PageDownloads = Callable[[AppTest], dict[str, bytes]]
 
 
 def with_tiny_model(app: AppTest) -> AppTest:
@@ -25,8 +26,8 @@ def with_tiny_model(app: AppTest) -> AppTest:
 
 
 @pytest.fixture
-def page_pictures(monkeypatch: pytest.MonkeyPatch) -> PagePictures:
-    """app -> [(caption, picture)] for every image the page shows, decoded from the file Streamlit would serve."""
+def served_files(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """URL -> bytes of every file (image, download) a page hands to Streamlit to serve."""
     served: dict[str, bytes] = {}
     store = MemoryMediaFileStorage.load_and_get_id
 
@@ -36,10 +37,22 @@ def page_pictures(monkeypatch: pytest.MonkeyPatch) -> PagePictures:
         return file_id
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording_store)
+    return served
+
+
+@pytest.fixture
+def page_downloads(served_files: dict[str, bytes]) -> PageDownloads:
+    """app -> {label: bytes} for every download button on the page: the file a click would save."""
+    return lambda app: {button.label: served_files[button.proto.url] for button in app.get("download_button")}
+
+
+@pytest.fixture
+def page_pictures(served_files: dict[str, bytes]) -> PagePictures:
+    """app -> [(caption, picture)] for every image the page shows, decoded from the file Streamlit would serve."""
 
     def pictures(app: AppTest) -> list[tuple[str, np.ndarray]]:
         return [
-            (caption, np.asarray(Image.open(io.BytesIO(served[url])).convert("RGB")))
+            (caption, np.asarray(Image.open(io.BytesIO(served_files[url])).convert("RGB")))
             for element in app.get("image")
             for url, caption in zip(element.value, element.captions)
         ]

@@ -1,11 +1,14 @@
 """The served app in a real headless Chromium: what a user sees."""
 
 import io
+import re
 
 import numpy as np
 from PIL import Image
 
+from facegen.editing import Face, FaceRenderer, move_along, sefa_directions
 from facegen.images import make_grid
+from facegen.ui.face_editor import shown_large
 from tests.app.browser import chromium_page, pick_weights_file, served_app
 from tests.conftest import TINY_DCGAN_PATH
 
@@ -66,4 +69,35 @@ def test_a_bookmarked_page_on_a_fresh_server_opens_inside_the_apps_navigation(tm
         navigation.get_by_role("link", name="Interpolate", exact=True).wait_for(timeout=LOAD_TIMEOUT_MS)
         links = navigation.get_by_role("link").all_inner_texts()
         assert page.title() == "facegen"
-    assert [" ".join(link.split()[-1:]) for link in links] == ["Home", "Sample", "Interpolate", "Training", "Compare"]
+    pages = ["Home", "Sample", "Edit", "Interpolate", "Training", "Compare"]
+    assert [" ".join(link.split()[-1:]) for link in links] == pages
+
+
+def test_edit_page_shows_a_new_face_when_a_slider_moves(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))  # no catalog model drawn before the pick
+    with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
+        page.goto(base_url)
+        page.get_by_role("link", name="Edit").click()
+        pick_weights_file(page, TINY_DCGAN_PATH, LOAD_TIMEOUT_MS)
+        page.get_by_text("After: 0 edits").wait_for(timeout=LOAD_TIMEOUT_MS)
+        page.wait_for_function(LOADED_IMAGES, arg=2, timeout=LOAD_TIMEOUT_MS)
+        after = page.locator('[data-testid="stImage"] img').nth(1)
+        unedited_source = after.get_attribute("src")
+        # the top closed-form direction's amount to +10
+        page.get_by_role("slider", name=re.compile(r"^sefa-00 ")).press("End")
+        page.get_by_text("After: 1 edit", exact=True).wait_for(timeout=LOAD_TIMEOUT_MS)
+        page.wait_for_function(
+            """(old) => { const img = document.querySelectorAll('[data-testid="stImage"] img')[1];
+                          return img && img.complete && img.naturalWidth > 0 && img.getAttribute('src') !== old; }""",
+            arg=unedited_source,
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        page.screenshot(path=str(tmp_path / "edit-page.png"), full_page=True)
+        edited_source = after.get_attribute("src")
+        edited_png = page.request.get(
+            edited_source if edited_source.startswith("http") else base_url + edited_source
+        ).body()
+
+    edited = Face.from_seed(tiny_model, 0).with_edits(move_along(sefa_directions(tiny_model)[0], 10.0))
+    shown = np.asarray(Image.open(io.BytesIO(edited_png)).convert("RGB"))
+    assert np.array_equal(shown, shown_large(FaceRenderer(tiny_model).render(edited))), "not the edited face"

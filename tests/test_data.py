@@ -540,3 +540,20 @@ def test_demo_cards_say_what_the_sets_are():
     assert set(DEMO_DATASETS) == {"lfw", "digiface"}
     assert "scikit-image" in DEMO_DATASETS["lfw"] and "25x25" in DEMO_DATASETS["lfw"]
     assert "synthetic" in DEMO_DATASETS["digiface"].lower() and "non-commercial" in DEMO_DATASETS["digiface"]
+
+
+def test_hf_repo_on_an_offline_machine_says_the_machine_is_offline(tmp_path, monkeypatch):
+    import socket
+
+    def no_name_server(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_name_server)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    expected = "someone/absent is not in the local Hugging Face cache, and this machine is offline"
+    with pytest.raises(DatasetError, match=expected):
+        open_fresh("hf:someone/absent", tmp_path)

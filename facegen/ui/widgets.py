@@ -14,7 +14,7 @@ import streamlit as st
 from facegen.errors import FacegenError
 from facegen.generator import Generator
 from facegen.latent import parse_seeds, random_seeds
-from facegen.registry import ModelChoice, catalog_entry, fetch_model, list_model_choices, load_generator, pin_run_checkpoint
+from facegen.registry import ModelChoice, fetch_model, list_model_choices, load_generator, pin_run_checkpoint
 
 CUSTOM_PATH = "Weights file path…"
 T = TypeVar("T")
@@ -90,20 +90,33 @@ def ready_generator(model_spec: str | None, container=None) -> Generator | None:
         return None
     choice = next((choice for choice in list_model_choices() if choice.spec == model_spec), None)
     if choice is not None and choice.state != "cached" and choice.is_catalog:
-        entry = catalog_entry(model_spec)
-        container.warning(f"**{entry.title}** is not downloaded yet ({choice.detail}).")
-        if not container.button(f"Fetch {entry.model_id}", key=f"fetch_{model_spec}"):
-            return None
-        bar = container.progress(0.0, text=f"Fetching {entry.model_id}…")
-
-        def show_progress(done: int, total: int | None) -> None:
-            fraction = min(done / total, 1.0) if total else 0.0
-            bar.progress(fraction, text=f"Fetching {entry.model_id}: {done / 1e6:,.1f} MB")
-
-        if run_or_show_error(lambda: fetch_model(model_spec, show_progress)) is None:
-            return None
-        bar.empty()
+        container.warning(f"**{choice.title}** is not downloaded yet ({choice.detail}).")
+        fetch_button(choice, container)
+        return None
     return run_or_show_error(lambda: cached_generator(str(pin_run_checkpoint(model_spec))))
+
+
+def fetch_button(choice: ModelChoice, container=None) -> None:
+    """A Fetch button with a progress bar for a catalog model that is not downloaded yet.
+
+    A fetch that succeeds reruns the page at once, so whatever said "not downloaded" is gone; one that fails
+    leaves its reason and the button (to try again), never an empty progress bar.
+    """
+    container = container or st
+    if not container.button(f"Fetch {choice.spec}", key=f"fetch_{choice.spec}"):
+        return
+    bar = container.progress(0.0, text=f"Fetching {choice.spec}…")
+
+    def show_progress(done: int, total: int | None) -> None:
+        fraction = min(done / total, 1.0) if total else 0.0
+        bar.progress(fraction, text=f"Fetching {choice.spec}: {done / 1e6:,.1f} MB")
+
+    try:
+        fetched = run_or_show_error(lambda: fetch_model(choice.spec, show_progress))
+    finally:
+        bar.empty()
+    if fetched is not None:
+        st.rerun()
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,9 @@ __all__ = [
     "DatasetReport",
     "FaceDataset",
     "ModelLoader",
+    "Source",
     "default_cache_dir",
+    "find_source",
     "open_dataset",
     "use_model_loader",
 ]
@@ -52,6 +54,12 @@ def open_dataset(
     """Open `source` at `resolution`, decoding it into the cache the first time (see the module docstring)."""
     resolution = _check_resolution(resolution)  # before a source is downloaded or listed
     return open_cached(_resolve_source(source), resolution, cache_dir, progress)
+
+
+def find_source(source: str) -> Source:
+    """The dataset `source` names, found and listed but not decoded: raises DatasetError when it cannot be used
+    (no such path, no images, an hf: repo that cannot be had). Cheap for local sources; an hf: repo is downloaded."""
+    return _resolve_source(source)
 
 
 def _check_resolution(resolution: int) -> int:

@@ -25,7 +25,7 @@ from facegen.video import (
 
 DEFAULT_KEYFRAMES = [1, 7, 42]
 JOB_KINDS = ("preview_job", "render_job")
-CARDS_PER_ROW = 6
+CARDS_PER_ROW = 4  # with the sidebar open, a 1024 px screen still fits three controls under each
 PREVIEW_MAX_SIDE = 256
 POLL_SECONDS = 0.5
 MIN_VIDEO_WIDTH, MAX_VIDEO_WIDTH = 384, 768
@@ -107,15 +107,16 @@ for start in range(0, len(keyframes), CARDS_PER_ROW):
             generator.identity.key, tuple(keyframes[index]), int(grid_cols), psi, noise_mode, conditioning
         )
         card.image(thumbnail, caption=f"{index + 1}: seed {', '.join(map(str, keyframes[index]))}", width="stretch")
-        earlier, later, remove = card.columns(3)
+        # a wrapping row: on a narrow screen the controls move to a second line instead of being clipped
+        controls = card.container(horizontal=True, gap="xxsmall", horizontal_alignment="distribute")
         reordered = list(keyframes)
-        if earlier.button("◀", key=f"earlier_{index}", disabled=index == 0, help="Move earlier"):
+        if controls.button("◀", key=f"earlier_{index}", disabled=index == 0, help="Move earlier"):
             reordered[index - 1 : index + 1] = [keyframes[index], keyframes[index - 1]]
             update_keyframes(reordered)
-        if later.button("▶", key=f"later_{index}", disabled=index == len(keyframes) - 1, help="Move later"):
+        if controls.button("▶", key=f"later_{index}", disabled=index == len(keyframes) - 1, help="Move later"):
             reordered[index : index + 2] = [keyframes[index + 1], keyframes[index]]
             update_keyframes(reordered)
-        if remove.button("✕", key=f"remove_{index}", help="Remove"):
+        if controls.button("✕", key=f"remove_{index}", help="Remove"):
             update_keyframes(keyframes[:index] + keyframes[index + 1 :])
 
 

@@ -12,7 +12,7 @@ from facegen.registry import list_model_choices
 from facegen.ui.widgets import ready_generator, route_through_app, run_or_show_error, seed_input
 
 MAX_SEEDS = 16
-DISPLAY_SIZES = ("Largest model", 64, 128, 256, 512)
+DISPLAY_SIZES = ("Largest model, at least 256", 64, 128, 256, 512)
 
 route_through_app()
 st.title("Compare models")
@@ -39,7 +39,7 @@ with st.sidebar:
         "Display size",
         DISPLAY_SIZES,
         key="display_size",
-        help="Every face is resized to this; by default to the largest model's resolution.",
+        help="Every face is resized to this; by default to the largest model's resolution, at least 256 pixels.",
     )
     resample = st.radio(
         "Resize filter",

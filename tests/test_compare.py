@@ -34,13 +34,16 @@ def test_models_of_one_latent_size_are_given_the_same_latents():
 
 def test_faces_are_the_models_own_faces_for_those_seeds_at_one_display_size():
     small, large = tiny_dcgan("small", 8, 32, 0), tiny_dcgan("large", 8, 64, 1)
-    comparison = compare_models([small, large], [0, 1], resample="nearest")
+    comparison = compare_models([small, large], [0, 1], size=64, resample="nearest")
     assert comparison.display_size == 64
     small_row, large_row = comparison.rows
     assert small_row.images.shape == large_row.images.shape == (2, 64, 64, 3)
     assert np.array_equal(large_row.images, large.sample(seeds=[0, 1]))
     # nearest doubling of a 32 px face: each pixel becomes a 2x2 block
     assert np.array_equal(small_row.images[:, ::2, ::2], small.sample(seeds=[0, 1]))
+    by_default = compare_models([small, large], [0], resample="nearest")
+    assert by_default.display_size == 256, "small models are shown large by default"
+    assert np.array_equal(by_default.rows[1].images[0, ::4, ::4], large.sample(seeds=[0])[0])
     chosen = compare_models([small, large], [0], size=48, resample="lanczos")
     expected = np.asarray(Image.fromarray(small.sample(seeds=[0])[0]).resize((48, 48), Image.LANCZOS))
     assert np.array_equal(chosen.rows[0].images[0], expected)

@@ -27,6 +27,7 @@ from facegen.video import (
     recipe_for_generator,
     render_clip,
     seconds_to_frames_per_transition,
+    suggested_upscale,
 )
 
 # options that decide the frames: a replayed recipe already fixes them all
@@ -63,7 +64,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--psi", type=float, help="truncation psi in [0, 2] (default 1: none)")
     parser.add_argument("--noise-mode", choices=NOISE_MODES)
     parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
-    parser.add_argument("--upscale", type=int, help="enlarge each face by this whole factor (1-8) for small models")
+    parser.add_argument(
+        "--upscale",
+        type=int,
+        help="enlarge each face by this whole factor (1-8); default: faces of at least 256 px (4 for a 64 px model)",
+    )
     parser.add_argument(
         "--upscale-filter", choices=UPSCALE_FILTERS, help="lanczos (smooth, default) or nearest (pixels)"
     )
@@ -93,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             generator = load_generator(model_spec, device=args.device, progress=progress)
     if not args.recipe:
-        recipe = dataclasses.replace(recipe, space=args.space or ("w" if generator.has_w_space else "z"))
+        recipe = dataclasses.replace(
+            recipe,
+            space=args.space or ("w" if generator.has_w_space else "z"),
+            upscale=args.upscale or suggested_upscale(generator.resolution),  # a 64 px model makes 256 px faces
+        )
     recipe = recipe_for_generator(recipe, generator)
     keep_recipe_checkpoint(generator.identity.spec)
     print(f"keyframe seeds: {','.join(map(str, recipe.keyframe_seeds))}", file=sys.stderr)

@@ -9,14 +9,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
 import streamlit as st
 
 from facegen.errors import FacegenError
 from facegen.generator import Generator
+from facegen.images import resize_image
 from facegen.latent import parse_seeds, random_seeds
+from facegen.video import suggested_upscale
 from facegen.registry import ModelChoice, fetch_model, list_model_choices, load_generator, pin_run_checkpoint
 
 CUSTOM_PATH = "Weights file path…"
+SHOWN_FACE_MIN_SIDE = 256  # small models' faces are enlarged on screen to at least this; downloads stay native
+ENLARGED_FACE_SIDE = 512
 T = TypeVar("T")
 
 
@@ -150,3 +155,27 @@ def label_controls(generator: Generator, container=None) -> object:
         chosen = container.multiselect("Attributes", names, key="attributes", help="Attributes switched on")
         return [1.0 if name in chosen else 0.0 for name in names]
     return names.index(container.selectbox("Class", names, key="class_index"))
+
+
+@dataclass(frozen=True)
+class ShownFaces:
+    image: np.ndarray  # what the page shows
+    note: str  # the faces' own size and how they were enlarged, for the caption
+
+
+def enlarged_for_screen(image: np.ndarray, face_side: int, min_side: int = SHOWN_FACE_MIN_SIDE) -> ShownFaces:
+    """A face or grid of faces `face_side` pixels each, enlarged by a whole factor (Lanczos) until each face is at
+    least `min_side` pixels on screen: a 64 px face at its own size is a postage stamp."""
+    factor = suggested_upscale(face_side, min_side)
+    native = f"{face_side}×{face_side} px"
+    if factor == 1:
+        return ShownFaces(image, native)
+    height, width = image.shape[:2]
+    return ShownFaces(resize_image(image, (width * factor, height * factor), "lanczos"), f"{native}, shown ×{factor} (Lanczos)")
+
+
+@st.dialog("Face", width="large")
+def enlarged_face(image: np.ndarray, face_side: int, caption: str) -> None:
+    """One face, large, in a dialog: what a click on a face's Enlarge button opens."""
+    shown = enlarged_for_screen(image, face_side, ENLARGED_FACE_SIDE)
+    st.image(shown.image, caption=f"{caption} · {shown.note}", output_format="PNG")

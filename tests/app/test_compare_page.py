@@ -41,9 +41,12 @@ def row_captions(app: AppTest) -> list[str]:
 
 def test_own_run_and_pretrained_model_show_faces_for_the_same_seeds(page):
     assert page.sidebar.multiselect(key="models").value == ["run:tiny", "digiface-dcgan64"]
-    assert row_captions(page) == ["run:tiny@20 (z_dim 100, resized from 32px)", "digiface-dcgan64 (z_dim 100)"]
+    assert row_captions(page) == [
+        "run:tiny@20 (z_dim 100, resized from 32px)",
+        "digiface-dcgan64 (z_dim 100, resized from 64px)",
+    ]
     summary = page.caption[0].value
-    assert summary.startswith("Seeds, left to right: 0, 1, 2, 3, 4, 5, 6, 7 · every face shown at 64x64")
+    assert summary.startswith("Seeds, left to right: 0, 1, 2, 3, 4, 5, 6, 7 · every face shown at 256x256")
     assert "All 2 models get the same latents for each seed (z_dim 100)" in summary
 
     page.sidebar.text_input(key="seeds_text").set_value("42,7").run()
@@ -67,7 +70,7 @@ def test_an_nvidia_network_with_another_latent_size_is_compared_and_the_caption_
     stylegan2 = str(REPO_ROOT / "tests" / "fixtures" / "nvidia" / "sg2.pkl")
     page.sidebar.text_area(key="more_models").set_value(stylegan2).run()
     assert_no_exception(page)
-    assert row_captions(page)[2] == f"{stylegan2} (z_dim 128)"
+    assert row_captions(page)[2] == f"{stylegan2} (z_dim 128, resized from 64px)"
     summary = page.caption[0].value
     assert "run:tiny@20, digiface-dcgan64 share latents (z_dim 100)" in summary
     assert f"{stylegan2} has its own latents (z_dim 128)" in summary

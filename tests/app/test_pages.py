@@ -40,6 +40,19 @@ def test_sample_page_shows_16_distinct_faces_for_seeds_0_to_15(dcgan):
     assert not app.error
 
 
+def test_sample_page_shows_small_faces_large_and_says_their_own_size(dcgan):
+    app = AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S).run()
+    grid = shown_images(app)[0]
+    assert grid.captions[0].endswith("64×64 px, shown ×4 (Lanczos)")
+    assert app.get("download_button")[0].proto.label == "Download grid (PNG)"
+
+    app.button(key="enlarge_3").click().run()
+
+    assert not app.exception
+    captions = [caption for element in shown_images(app) for caption in element.captions]
+    assert "digiface-dcgan64 · seed 3 · 64×64 px, shown ×8 (Lanczos)" in captions
+
+
 def test_sample_page_shows_bad_seeds_as_an_error_not_a_traceback(dcgan):
     app = AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S).run()
     app.sidebar.text_input(key="seeds_text").set_value("3-x").run()

@@ -9,7 +9,7 @@ from facegen.compare import Comparison, compare_models, evaluate_models, quality
 from facegen.images import RESAMPLE_FILTERS, make_grid
 from facegen.metrics import InceptionFeatures
 from facegen.registry import list_model_choices
-from facegen.ui.widgets import ready_generator, route_through_app, run_or_show_error, seed_input
+from facegen.ui.widgets import ready_generator, route_through_app, run_or_show_error, seed_input, truncation_slider
 
 MAX_SEEDS = 16
 DISPLAY_SIZES = ("Largest model, at least 256", 64, 128, 256, 512)
@@ -48,13 +48,13 @@ with st.sidebar:
         key="resample",
         help="nearest keeps a small model's pixels visible; lanczos smooths them.",
     )
-    truncation_psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, key="psi")
 
 specs = list(dict.fromkeys(picked + [line.strip() for line in more.splitlines() if line.strip()]))
 generators = [generator for spec in specs if (generator := ready_generator(spec)) is not None]
 if not generators:
     st.info("Pick two or more models in the sidebar: your runs, their checkpoints, pretrained models.")
     st.stop()
+truncation_psi = truncation_slider(generators, container=st.sidebar)
 if selection is None:
     st.stop()
 if len(selection.seeds) > MAX_SEEDS:

@@ -12,7 +12,14 @@ import streamlit as st
 from facegen.images import make_grid
 from facegen.latent import EASINGS, INTERPOLATIONS, random_seeds
 from facegen.train.runs import keep_recipe_checkpoint
-from facegen.ui.widgets import label_controls, model_picker, ready_generator, route_through_app, run_or_show_error
+from facegen.ui.widgets import (
+    label_controls,
+    model_picker,
+    ready_generator,
+    route_through_app,
+    run_or_show_error,
+    truncation_slider,
+)
 from facegen.video import (
     GIF_MAX_SIDE,
     UPSCALE_FILTERS,
@@ -65,7 +72,7 @@ with st.sidebar:
     rows, cols = st.columns(2)
     grid_rows = rows.number_input("Grid rows", 1, 4, 1, key="grid_rows")
     grid_cols = cols.number_input("Grid columns", 1, 4, 1, key="grid_cols")
-    psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, key="psi")
+    psi = truncation_slider([generator])
     noise_mode = (
         st.selectbox("Noise", ["const", "random", "none"], key="noise") if generator.info.has_noise_inputs else "const"
     )

@@ -14,6 +14,7 @@ from facegen.ui.widgets import (
     route_through_app,
     run_or_show_error,
     seed_input,
+    truncation_slider,
 )
 
 MAX_IMAGES_PER_PAGE = 64
@@ -26,7 +27,7 @@ if generator is not None:
     with st.sidebar:
         selection = seed_input(default="0-15")
         columns = st.slider("Grid columns", 1, 8, 4)
-        truncation_psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, help="Lower: more typical faces, less variety.")
+        truncation_psi = truncation_slider([generator])
         noise_mode = st.selectbox("Noise", ["const", "random", "none"]) if generator.info.has_noise_inputs else "const"
         labels = label_controls(generator)
     if selection is not None and len(selection.seeds) > MAX_IMAGES_PER_PAGE:

@@ -144,6 +144,31 @@ def seed_input(default: str = "0-15", count_for_random: int = 16, key: str = "se
     return None if seeds is None else SeedSelection(seeds, text)
 
 
+TRUNCATION_HELP_W = (
+    "Moves each face's w toward the model's average face: lower gives more typical, cleaner faces with less "
+    "variety; 1 is the model as trained."
+)
+LATENT_SCALE_HELP = (
+    "This model has no W space, so there is no average face to move toward: psi multiplies z, pulling every face "
+    "toward the one drawn from z = 0. Below about 0.7 faces lose detail and look alike; 0 draws that one face for "
+    "every seed. 1 is the model as trained."
+)
+
+
+def truncation_slider(generators: list[Generator], key: str = "psi", container=None) -> float:
+    """Truncation for StyleGAN models; for models without a W space, the same psi labelled for what it does there."""
+    container = container or st
+    with_w = [generator.has_w_space for generator in generators]
+    if all(with_w):
+        return container.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, key=key, help=TRUNCATION_HELP_W)
+    if not any(with_w):
+        return container.slider("Latent scale (psi)", 0.0, 2.0, 1.0, 0.05, key=key, help=LATENT_SCALE_HELP)
+    return container.slider(
+        "Truncation psi", 0.0, 2.0, 1.0, 0.05, key=key,
+        help=f"StyleGAN models: {TRUNCATION_HELP_W} Models without a W space: {LATENT_SCALE_HELP}",
+    )  # fmt: skip
+
+
 def label_controls(generator: Generator, container=None) -> object:
     """Class picker for one-hot conditional models, attribute toggles for attribute-conditioned ones."""
     container = container or st

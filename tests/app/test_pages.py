@@ -67,3 +67,17 @@ def test_sample_page_custom_path_that_does_not_exist_shows_error(dcgan):
     app.sidebar.text_input(key="model_path").set_value("/no/such/file.pkl").run()
     assert not app.exception
     assert any("does not exist" in error.value for error in app.error)
+
+
+def test_psi_is_labelled_for_what_it_does_on_each_kind_of_model(dcgan):
+    app = AppTest.from_file(str(REPO_ROOT / "pages" / "sample.py"), default_timeout=TIMEOUT_S).run()
+    slider = next(slider for slider in app.sidebar.slider if "psi" in slider.label)
+    assert slider.label == "Latent scale (psi)"
+    assert "no W space" in slider.help and "multiplies z" in slider.help and "typical faces" not in slider.help
+
+    picker = app.sidebar.selectbox(key="model")
+    picker.set_value(picker.options[-1]).run()
+    app.sidebar.text_input(key="model_path").set_value(str(REPO_ROOT / "tests/fixtures/nvidia/sg2.pkl")).run()
+    assert not app.exception
+    psi = next(slider for slider in app.sidebar.slider if "psi" in slider.label)
+    assert psi.label == "Truncation psi" and "average face" in psi.help

@@ -7,7 +7,7 @@ import streamlit as st
 
 from facegen.compare import Comparison, compare_models, evaluate_models, quality_table
 from facegen.images import RESAMPLE_FILTERS, make_grid
-from facegen.metrics import InceptionFeatures
+from facegen.metrics import MIN_GENERATED, InceptionFeatures
 from facegen.registry import list_model_choices
 from facegen.ui.widgets import ready_generator, route_through_app, run_or_show_error, seed_input, truncation_slider
 
@@ -105,16 +105,17 @@ reference_column, n_column = st.columns([3, 1])
 reference = reference_column.text_input(
     "Reference images",
     key="reference",
-    placeholder="a folder or .zip of real faces, or demo:lfw",
+    placeholder="a folder or .zip of real faces, or demo:digiface-reference",
     help="Ideally the images the models were trained on. Their Inception features are cached.",
 )
 n = n_column.number_input(
     "Images per model",
-    2,
+    MIN_GENERATED,
     100_000,
     500,
     key="metrics_n",
-    help="Generated from seeds 0..n-1. Published FIDs use 50,000; small n gives larger, noisier FIDs.",
+    help=f"Generated from seeds 0..n-1, at least {MIN_GENERATED}. Published FIDs use 50,000; small n gives larger, "
+    "noisier FIDs.",
 )
 st.caption(
     "Inception-v3 features as in the standard TF FID. On a CPU expect about one image per second; the "
@@ -144,6 +145,8 @@ if st.button("Compute FID/KID", key="compute_metrics", disabled=not reference.st
         state.quality_results = results
 results = state.get("quality_results")
 if results:
+    for warning in dict.fromkeys(warning for result in results for warning in result.warnings):
+        st.warning(warning, icon="⚠️")
     st.dataframe(quality_table(results), hide_index=True)
     st.caption(
         f"Against {results[0].reference} ({results[0].reference_images} images at each model's resolution). "

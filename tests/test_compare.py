@@ -80,12 +80,12 @@ def test_quality_rows_rank_models_by_fid_against_a_reference_folder(dcgan, tmp_p
     results = evaluate_models(
         [untrained, dcgan],
         str(reference),
-        8,
+        50,
         InceptionFeatures.load(),
         lambda model, stage, done, total: reports.append((model, stage, done, total)),
     )
     rows = quality_table(results)
     assert [row["model"] for row in rows] == [dcgan.info.model_id, "untrained"]
     assert rows[0]["FID"] < rows[1]["FID"] and rows[0]["KID"] < rows[1]["KID"]
-    assert all(row["generated"] == 8 and row["reference images"] == 12 for row in rows)
-    assert (1, "generated", 8, 8) in reports and (0, "generated", 8, 8) in reports
+    assert all(row["generated"] == 50 and row["reference images"] == 12 for row in rows)
+    assert (1, "generated", 50, 50) in reports and (0, "generated", 50, 50) in reports

@@ -14,6 +14,7 @@ Sources (`open_dataset`'s `source` argument):
                         CelebA attribute columns when present)
     demo:lfw            100 LFW face crops shipped with scikit-image (no download)
     demo:digiface?n=N   N synthetic faces rendered by the pretrained `digiface-dcgan64` generator
+    demo:digiface-reference?n=N   N more from seeds no metric draws: a colour reference for FID/KID
 
 Modules: `sources` (folders, zips, CelebA, parquet), `hugging_face`, `demo`, `decode` (one image), `cache` (the
 decoded-image cache and `FaceDataset`), `report` (what the user is told).

@@ -91,7 +91,7 @@ def test_quality_table_has_fid_and_kid_for_each_model(page, dcgan, tmp_path):
     for index, face in enumerate(dcgan.sample(seeds=range(1000, 1012))):
         Image.fromarray(face).save(reference / f"{index:02d}.png")
     page.text_input(key="reference").set_value(str(reference))
-    page.number_input(key="metrics_n").set_value(8).run()
+    page.number_input(key="metrics_n").set_value(50).run()
     page.button(key="compute_metrics").click().run()
     assert_no_exception(page)
     assert not page.error, [error.value for error in page.error]
@@ -99,7 +99,7 @@ def test_quality_table_has_fid_and_kid_for_each_model(page, dcgan, tmp_path):
     assert set(rows) == {"run:tiny@20", "digiface-dcgan64"}
     for row in rows.values():
         assert math.isfinite(row["FID"]) and row["FID"] > 0 and math.isfinite(row["KID"])
-        assert row["generated"] == 8 and row["reference images"] == 12
+        assert row["generated"] == 50 and row["reference images"] == 12
     # 20 steps of an 8-channel DCGAN make grey blobs; the pretrained model made the reference faces
     assert rows["digiface-dcgan64"]["FID"] < rows["run:tiny@20"]["FID"]
     assert [button.label for button in page.get("download_button")] == ["Download results (JSON)"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from facegen.images import make_grid
-from facegen.latent import EASINGS, INTERPOLATIONS, random_seeds
+from facegen.latent import EASINGS, INTERPOLATIONS, MAX_SEED, random_seeds
 from facegen.train.runs import keep_recipe_checkpoint
 from facegen.ui.widgets import (
     label_controls,
@@ -93,15 +93,14 @@ def update_keyframes(new_keyframes: list[list[int]]) -> None:
 
 st.subheader("Keyframes")
 add_text, add_button, random_button = st.columns([3, 1, 1], vertical_alignment="bottom")
+# no bounds on the widget itself: out of bounds it would quietly keep its last value, and Add would add that
 new_seed = add_text.number_input(
-    "Seed to add",
-    0,
-    2**32 - 1,
-    0,
-    key="new_seed",
-    help="In grid mode the other cells of the new keyframe get random seeds.",
+    "Seed to add", value=0, step=1, key="new_seed", help="In grid mode the other cells of the new keyframe get random seeds."
 )
-if add_button.button("Add seed", key="add_seed"):
+seed_usable = 0 <= new_seed <= MAX_SEED
+if not seed_usable:
+    st.error(f"Seed {new_seed} cannot be added: seeds are whole numbers from 0 to {MAX_SEED:,}.")
+if add_button.button("Add seed", key="add_seed", disabled=not seed_usable):
     update_keyframes(keyframes + [[int(new_seed)] + random_seeds(cells - 1)])
 if random_button.button("Add random", key="add_random"):
     update_keyframes(keyframes + [random_seeds(cells)])

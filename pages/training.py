@@ -24,7 +24,7 @@ from facegen.ui.widgets import cached_generator, route_through_app, run_or_show_
 LIVE_REFRESH_SECONDS = 2.0
 SAMPLE_SEEDS = list(range(8))
 GRID_WIDTH = 512
-DATA_CHOICES = ("demo:lfw", "demo:digiface?n=1000", "Folder, zip or hf:OWNER/NAME…")
+DATA_CHOICES = ("demo:digiface?n=1000", "demo:lfw", "Folder, zip or hf:OWNER/NAME…")
 
 route_through_app()
 st.title("Training")
@@ -47,7 +47,8 @@ with st.expander("Start a new run", expanded=False):
         "Training images",
         DATA_CHOICES,
         key="new_data_choice",
-        help="demo:lfw ships with scikit-image; demo:digiface renders faces with the pretrained DCGAN.",
+        help="demo:digiface renders colour faces with the pretrained DCGAN; demo:lfw is 100 tiny grey photos that "
+        "ship with scikit-image, enough to check a run works, too few to learn faces from.",
     )
     data = (
         data_column.text_input("Path or hf:OWNER/NAME", key="new_data_path")
@@ -56,13 +57,14 @@ with st.expander("Start a new run", expanded=False):
     )
     steps_column, batch_column, resolution_column = st.columns(3)
     steps = steps_column.number_input(
-        "Steps", 1, 10_000_000, 2000, key="new_steps", help="Generator updates to train for."
+        "Steps", 1, 10_000_000, 1000, key="new_steps", help="Generator updates to train for."
     )
     steps_column.caption(guidance.first_faces_hint(arch))
     batch = batch_column.number_input("Batch", 1, 4096, 64, key="new_batch")
     resolutions = DCGAN_RESOLUTIONS if arch in DCGAN_FAMILY else PROGAN_RESOLUTIONS
+    # the DCGAN family starts at 32 px: four times fewer pixels, a first face in minutes on a CPU
     resolution = resolution_column.selectbox(
-        "Resolution", resolutions, index=len(resolutions) - 1, key="new_resolution"
+        "Resolution", resolutions, index=0 if arch in DCGAN_FAMILY else len(resolutions) - 1, key="new_resolution"
     )
     with st.expander("More settings"):
         every = st.columns(3)
@@ -74,7 +76,7 @@ with st.expander("Start a new run", expanded=False):
             "Channels (DCGAN family)",
             4,
             1024,
-            64,
+            32,
             key="new_channels",
             help="Width of generator and discriminator; smaller trains faster on a CPU.",
         )

@@ -13,7 +13,7 @@ COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m facegen", description="Face GAN studio: sample, train, render.")
+    parser = argparse.ArgumentParser(prog="facegen", description="Face GAN studio: sample, train, render.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"facegen.cli.{name}").add_parser(subparsers)

@@ -18,8 +18,8 @@ class FirstFaces:
 
 # one row per architecture: keep in step with facegen.train.config.ARCHITECTURES
 FIRST_FACES: dict[str, FirstFaces] = {
-    "dcgan": FirstFaces(600, 2000, "measured on demo:digiface (runs/starter and the README's first run)"),
-    "cdcgan": FirstFaces(600, 2000, "as dcgan, whose networks it shares (estimate)"),
+    "dcgan": FirstFaces(300, 1000, "measured on demo:digiface at 32 px; at 64 px (runs/starter) about twice as many"),
+    "cdcgan": FirstFaces(300, 1000, "as dcgan, whose networks it shares (estimate)"),
     "wgan-gp": FirstFaces(1000, 4000, "estimate: 5 critic updates per step, slower per step and to start"),
     "progan": FirstFaces(2000, 6000, "estimate: faces come once growing reaches the final resolution"),
 }

@@ -116,6 +116,7 @@ def test_a_crashed_run_shows_as_crashed_not_running(tmp_path, monkeypatch):
 
 def start_from_page(app: AppTest, name: str) -> AppTest:
     """Fill the New run form with a tiny, endless DCGAN run and press Start."""
+    app.selectbox(key="new_data_choice").set_value("demo:lfw").run()
     app.text_input(key="new_name").set_value(name)
     app.number_input(key="new_steps").set_value(1_000_000)
     app.number_input(key="new_batch").set_value(8)

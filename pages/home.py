@@ -37,4 +37,4 @@ for choice in list_model_choices():
         if any(details):
             about.caption(" · ".join(filter(None, details)))
         if choice.is_catalog and choice.state in ("downloadable", "failed"):
-            fetch_button(choice, action)
+            fetch_button(choice, action, label="Fetch")

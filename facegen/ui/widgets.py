@@ -101,14 +101,14 @@ def ready_generator(model_spec: str | None, container=None) -> Generator | None:
     return run_or_show_error(lambda: cached_generator(str(pin_run_checkpoint(model_spec))))
 
 
-def fetch_button(choice: ModelChoice, container=None) -> None:
+def fetch_button(choice: ModelChoice, container=None, label: str | None = None) -> None:
     """A Fetch button with a progress bar for a catalog model that is not downloaded yet.
 
     A fetch that succeeds reruns the page at once, so whatever said "not downloaded" is gone; one that fails
     leaves its reason and the button (to try again), never an empty progress bar.
     """
     container = container or st
-    if not container.button(f"Fetch {choice.spec}", key=f"fetch_{choice.spec}"):
+    if not container.button(label or f"Fetch {choice.spec}", key=f"fetch_{choice.spec}"):
         return
     bar = container.progress(0.0, text=f"Fetching {choice.spec}…")
 

@@ -17,6 +17,7 @@ from facegen.generator import Generator, latents_for_seeds
 from facegen.images import resize_image
 from facegen.metrics import InceptionFeatures, MetricsResult, evaluate_generator
 
+DEFAULT_MIN_DISPLAY_SIZE = 256
 MAX_DISPLAY_SIZE = 1024
 
 
@@ -60,9 +61,10 @@ class Comparison:
 
 
 def display_size(generators: Sequence[Generator], requested: int | None = None) -> int:
-    """The size every face is shown at: `requested`, else the largest model resolution."""
+    """The size every face is shown at: `requested`, else the largest model resolution but at least
+    DEFAULT_MIN_DISPLAY_SIZE, so a 64 px model's faces are not postage stamps."""
     if requested is None:
-        return max(generator.resolution for generator in generators)
+        return max(DEFAULT_MIN_DISPLAY_SIZE, *(generator.resolution for generator in generators))
     if not 8 <= requested <= MAX_DISPLAY_SIZE:
         raise FacegenError(f"Display size {requested} is outside 8-{MAX_DISPLAY_SIZE} pixels. Pick a size such as 256.")
     return requested

@@ -13,6 +13,10 @@ class FetchError(FacegenError):
     pass
 
 
+class OfflineError(FetchError):
+    """A download that could not start because this machine cannot reach the internet (no name resolution)."""
+
+
 class UnsafePickleError(FacegenError):
     pass
 

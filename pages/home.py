@@ -1,9 +1,16 @@
-"""Home: what facegen does and where to start."""
+"""Home: what facegen does, where to start, and every model with its state and a Fetch button."""
 
 import streamlit as st
 
 from facegen.registry import list_model_choices
-from facegen.ui.widgets import route_through_app
+from facegen.ui.widgets import fetch_button, route_through_app
+
+STATE_WORDS = {
+    "cached": "ready",
+    "downloadable": "not downloaded",
+    "failed": "last fetch failed",
+    "unavailable": "no download source",
+}
 
 route_through_app()
 st.title("facegen studio")
@@ -21,8 +28,13 @@ Pick a page in the sidebar:
 """
 )
 st.subheader("Models")
-st.dataframe(
-    [{"model": choice.spec, "title": choice.title, "state": choice.state, "detail": choice.detail, "licence": choice.license}
-     for choice in list_model_choices()],
-    hide_index=True,
-)
+for choice in list_model_choices():
+    with st.container(border=True):
+        about, action = st.columns([4, 1], vertical_alignment="center")
+        state = STATE_WORDS.get(choice.state, choice.state)
+        about.markdown(f"**{choice.title}** · `{choice.spec}` · {state}")
+        details = [choice.detail if choice.state != "cached" or not choice.is_catalog else "", f"Licence: {choice.license}" if choice.license else ""]
+        if any(details):
+            about.caption(" · ".join(filter(None, details)))
+        if choice.is_catalog and choice.state in ("downloadable", "failed"):
+            fetch_button(choice, action, label="Fetch")

@@ -11,7 +11,7 @@ import streamlit as st
 from facegen.editing import Face, load_directions, move_along, render_face, save_directions, sefa_directions
 from facegen.errors import FacegenError
 from facegen.images import make_grid
-from facegen.latent import EASINGS, INTERPOLATIONS, LOOP_WALKS, WALKS, random_seeds
+from facegen.latent import EASINGS, INTERPOLATIONS, LOOP_WALKS, MAX_SEED, WALKS, random_seeds
 from facegen.train.runs import keep_recipe_checkpoint
 from facegen.ui.handoff import INTERPOLATE, take_faces
 from facegen.ui.sessions import current_session_id, job_slots, session_folder, track_job
@@ -22,6 +22,7 @@ from facegen.ui.widgets import (
     route_through_app,
     run_or_show_error,
     truncation_cutoff_control,
+    truncation_slider,
 )
 from facegen.video import (
     GIF_MAX_SIDE,
@@ -43,7 +44,7 @@ WALK_LABELS = {
     "noise-loop": "Noise loop",
 }
 JOB_KINDS = ("preview_job", "render_job")
-CARDS_PER_ROW = 6
+CARDS_PER_ROW = 4  # with the sidebar open, a 1024 px screen still fits three controls under each
 PREVIEW_MAX_SIDE = 256
 POLL_SECONDS = 0.5
 MIN_VIDEO_WIDTH, MAX_VIDEO_WIDTH = 384, 768
@@ -104,7 +105,7 @@ with st.sidebar:
     rows, cols = st.columns(2)
     grid_rows = rows.number_input("Grid rows", 1, 4, 1, key="grid_rows")
     grid_cols = cols.number_input("Grid columns", 1, 4, 1, key="grid_cols")
-    psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, key="psi")
+    psi = truncation_slider([generator])
     cutoff = truncation_cutoff_control(generator)
     noise_mode = (
         st.selectbox("Noise", ["const", "random", "none"], key="noise") if generator.info.has_noise_inputs else "const"
@@ -177,16 +178,19 @@ if walk == "sweep":
 def keyframe_editor() -> None:
     st.subheader("Keyframes")
     add_text, add_button, random_button = st.columns([3, 1, 1], vertical_alignment="bottom")
+    # no bounds on the widget itself: out of bounds it would quietly keep its last value, and Add would add that
     new_seed = add_text.number_input(
         "Seed to add",
-        0,
-        2**32 - 1,
-        0,
+        value=0,
+        step=1,
         key="new_seed",
         help="In grid mode the other cells of the new keyframe get random seeds. Faces come from the Edit page "
         "('Send to Interpolate').",
     )
-    if add_button.button("Add seed", key="add_seed"):
+    seed_usable = 0 <= new_seed <= MAX_SEED
+    if not seed_usable:
+        st.error(f"Seed {new_seed} cannot be added: seeds are whole numbers from 0 to {MAX_SEED:,}.")
+    if add_button.button("Add seed", key="add_seed", disabled=not seed_usable):
         update_keyframes(keyframes + [[int(new_seed)] + random_seeds(cells - 1)])
     if random_button.button("Add random", key="add_random"):
         update_keyframes(keyframes + [random_seeds(cells)])
@@ -196,15 +200,16 @@ def keyframe_editor() -> None:
             if index >= len(keyframes):
                 break
             show_keyframe(card, index)
-            earlier, later, remove = card.columns(3)
+            # a wrapping row: on a narrow screen the controls move to a second line instead of being clipped
+            controls = card.container(horizontal=True, gap="xxsmall", horizontal_alignment="distribute")
             reordered = list(keyframes)
-            if earlier.button("◀", key=f"earlier_{index}", disabled=index == 0, help="Move earlier"):
+            if controls.button("◀", key=f"earlier_{index}", disabled=index == 0, help="Move earlier"):
                 reordered[index - 1 : index + 1] = [keyframes[index], keyframes[index - 1]]
                 update_keyframes(reordered)
-            if later.button("▶", key=f"later_{index}", disabled=index == len(keyframes) - 1, help="Move later"):
+            if controls.button("▶", key=f"later_{index}", disabled=index == len(keyframes) - 1, help="Move later"):
                 reordered[index : index + 2] = [keyframes[index + 1], keyframes[index]]
                 update_keyframes(reordered)
-            if remove.button("✕", key=f"remove_{index}", help="Remove"):
+            if controls.button("✕", key=f"remove_{index}", help="Remove"):
                 update_keyframes(keyframes[:index] + keyframes[index + 1 :])
 
 

@@ -6,6 +6,8 @@ from facegen.images import make_grid, png_bytes
 from facegen.sampling import SampleRequest, recipe_for, render
 from facegen.train.runs import keep_recipe_checkpoint
 from facegen.ui.widgets import (
+    enlarged_face,
+    enlarged_for_screen,
     label_controls,
     model_picker,
     ready_generator,
@@ -13,6 +15,7 @@ from facegen.ui.widgets import (
     run_or_show_error,
     seed_input,
     truncation_cutoff_control,
+    truncation_slider,
 )
 
 MAX_IMAGES_PER_PAGE = 64
@@ -25,7 +28,7 @@ if generator is not None:
     with st.sidebar:
         selection = seed_input(default="0-15")
         columns = st.slider("Grid columns", 1, 8, 4)
-        truncation_psi = st.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, help="Lower: more typical faces, less variety.")
+        truncation_psi = truncation_slider([generator])
         truncation_cutoff = truncation_cutoff_control(generator)
         noise_mode = st.selectbox("Noise", ["const", "random", "none"]) if generator.info.has_noise_inputs else "const"
         labels = label_controls(generator)
@@ -37,7 +40,8 @@ if generator is not None:
         images = run_or_show_error(lambda: render(generator, request))
         if images is not None:
             recipe = recipe_for(generator, request)
-            st.image(make_grid(images, columns), caption=f"{generator.info.model_id} · seeds {selection.text} · psi {truncation_psi}", output_format="PNG")
+            grid = enlarged_for_screen(make_grid(images, columns), generator.resolution)
+            st.image(grid.image, caption=f"{generator.info.model_id} · seeds {selection.text} · psi {truncation_psi} · {grid.note}", output_format="PNG")
             # a downloaded PNG's recipe names the model: a run checkpoint it names is kept from pruning
             keep = {"on_click": keep_recipe_checkpoint, "args": (generator.identity.spec,)}
             st.download_button("Download grid (PNG)", png_bytes(make_grid(images, columns), recipe), "facegen-grid.png", "image/png", **keep)
@@ -45,6 +49,9 @@ if generator is not None:
                 cells = st.columns(columns)
                 for index, (seed, image) in enumerate(zip(selection.seeds, images)):
                     with cells[index % columns]:
-                        st.image(image, caption=f"seed {seed}", output_format="PNG")
+                        st.image(enlarged_for_screen(image, generator.resolution).image, caption=f"seed {seed}", output_format="PNG")
                         single = dict(recipe, seeds=[seed])
-                        st.download_button("PNG", png_bytes(image, single), f"seed{seed:04d}.png", "image/png", key=f"dl_{index}", **keep)
+                        enlarge, download = st.columns(2)
+                        if enlarge.button("Enlarge", key=f"enlarge_{index}"):
+                            enlarged_face(image, generator.resolution, f"{generator.info.model_id} · seed {seed}")
+                        download.download_button("PNG", png_bytes(image, single), f"seed{seed:04d}.png", "image/png", key=f"dl_{index}", **keep)

@@ -16,7 +16,7 @@ from facegen.images import make_grid
 from facegen.models import trainable_architectures
 from facegen.public import policy
 from facegen.spec import RunRef
-from facegen.train import browse, runs
+from facegen.train import browse, guidance, runs
 from facegen.ui.charts import metrics_chart
 from facegen.ui.sessions import session_folder
 from facegen.ui.widgets import cached_generator, route_through_app, run_or_show_error
@@ -24,7 +24,7 @@ from facegen.ui.widgets import cached_generator, route_through_app, run_or_show_
 LIVE_REFRESH_SECONDS = 2.0
 SAMPLE_SEEDS = list(range(8))
 GRID_WIDTH = 512
-DATA_CHOICES = ("demo:lfw", "demo:digiface?n=1000", "Folder, zip or hf:OWNER/NAME…")
+DATA_CHOICES = ("demo:digiface?n=1000", "demo:lfw", "Folder, zip or hf:OWNER/NAME…")
 
 route_through_app()
 st.title("Training")
@@ -61,7 +61,8 @@ with st.expander("Start a new run", expanded=False):
         "Training images",
         DATA_CHOICES,
         key="new_data_choice",
-        help="demo:lfw ships with scikit-image; demo:digiface renders faces with the pretrained DCGAN.",
+        help="demo:digiface renders colour faces with the pretrained DCGAN; demo:lfw is 100 tiny grey photos that "
+        "ship with scikit-image, enough to check a run works, too few to learn faces from.",
     )
     data = (
         data_column.text_input("Path or hf:OWNER/NAME", key="new_data_path")
@@ -70,11 +71,16 @@ with st.expander("Start a new run", expanded=False):
     )
     steps_column, batch_column, resolution_column = st.columns(3)
     steps = steps_column.number_input(
-        "Steps", 1, 10_000_000, 2000, key="new_steps", help="Generator updates to train for."
+        "Steps", 1, 10_000_000, 1000, key="new_steps", help="Generator updates to train for."
     )
+    steps_column.caption(guidance.first_faces_hint(arch))
     batch = batch_column.number_input("Batch", 1, 4096, 64, key="new_batch")
+    has_channels = "generator_channels" in defaults  # the DCGAN family
+    # a first run that shows faces in minutes on a CPU: the DCGAN family starts at its smallest resolution (32 px,
+    # four times fewer pixels than 64) and 32 channels; other architectures at their own defaults
+    first_resolution = training.resolutions[0] if has_channels else defaults["resolution"]
     resolution = resolution_column.selectbox(
-        "Resolution", training.resolutions, index=training.resolutions.index(defaults["resolution"]), key="new_resolution"
+        "Resolution", training.resolutions, index=training.resolutions.index(first_resolution), key="new_resolution"
     )
     with st.expander("More settings"):
         every = st.columns(3)
@@ -82,12 +88,11 @@ with st.expander("Start a new run", expanded=False):
         sample_every = every[1].number_input("Sample grid every", 1, 1_000_000, 100, key="new_sample_every")
         checkpoint_every = every[2].number_input("Checkpoint every", 1, 1_000_000, 500, key="new_checkpoint_every")
         sizes = st.columns(3)
-        has_channels = "generator_channels" in defaults
         channels = sizes[0].number_input(
             "Channels",
             4,
             1024,
-            defaults.get("generator_channels", 64),
+            32 if has_channels else 64,
             key="new_channels",
             disabled=not has_channels,
             help="Width of generator and discriminator (DCGAN family); smaller trains faster on a CPU.",
@@ -109,6 +114,7 @@ with st.expander("Start a new run", expanded=False):
     if has_channels:
         settings.update(generator_channels=int(channels), discriminator_channels=int(channels))
     if st.button("Start training", key="start_run", type="primary"):
+        state.pending_run = None  # a refused start shows its own message, not the last start's
         launched = run_or_show_error(lambda: browse.start_training_run(settings, name.strip(), runs_root))
         if launched is not None:
             state.pending_run = launched
@@ -128,18 +134,28 @@ names = [summary.name for summary in summaries]
 
 st.subheader("Runs")
 st.caption(f"In {runs_root.resolve()}")
-if summaries:
+
+
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if any(summary.status == "running" for summary in summaries) else None)
+def runs_table() -> None:
+    """Refreshed with the live run, so its row keeps pace with the run's own view below."""
+    shown = [summary for summary in runs.list_runs(runs_root) if summary.name in names]
     st.dataframe(
         [{"run": summary.name, "model": summary.arch, "dataset": summary.dataset,
           "steps": f"{summary.step:,} / {summary.total_steps:,}", "images seen": summary.images_seen,
           "last update": when(summary.updated), "status": summary.status}
-         for summary in summaries],
+         for summary in shown],
         hide_index=True,
+        column_config={"images seen": st.column_config.NumberColumn(format="localized")},  # 12,800, not 12800
     )  # fmt: skip
+
+
+if summaries:
+    runs_table()
 elif pending is None:
     st.info(
-        "No runs yet. Start one above, or from a terminal: python -m facegen train --arch dcgan --data demo:lfw "
-        "--steps 2000 --out runs/my-faces"
+        "No runs yet. Start one above, or from a terminal: facegen train --arch dcgan --data demo:digiface "
+        "--resolution 32 --steps 1000 --out runs/first"
     )
 
 
@@ -186,12 +202,50 @@ def show_status(summary: runs.RunSummary) -> None:
             else "It wrote no checkpoint; fix the cause and start a new run."
         )
         st.error(f"This run crashed at step {summary.step:,}: {reason.rstrip('.')}. {remedy}")
+    collapse = guidance.discriminator_collapse(summary.arch, runs.read_metrics(summary.path))
+    if collapse:
+        st.warning(collapse, icon="⚠️")
+    faces = guidance.FIRST_FACES.get(summary.arch)
+    if faces is not None and summary.step < faces.faces:
+        st.caption(guidance.first_faces_hint(summary.arch))
     if summary.status != "running":
+        show_removal(summary)
         return
     if st.button("Stop", key="stop_run", help="Ends the run after the current step with a final checkpoint."):
         run_or_show_error(lambda: browse.request_stop(summary.path))
     if browse.stop_requested(summary.path):
         st.info("Stopping: the run finishes its step, writes a final checkpoint, then ends.")
+
+
+def show_removal(summary: runs.RunSummary) -> None:
+    """Archive or delete a run that is not training, each after a confirmation."""
+    asked = state.get("confirm_removal")
+    if asked is None or asked[0] != summary.name:
+        archive, delete, _ = st.columns([1, 1, 4])
+        for column, action in ((archive, "archive"), (delete, "delete")):
+            if column.button(f"{action.capitalize()} run…", key=f"{action}_run"):
+                state.confirm_removal = (summary.name, action)
+                st.rerun()
+        return
+    action = asked[1]
+    consequence = (
+        f"It moves to {runs_root / browse.ARCHIVE_DIR / summary.name} and leaves this list."
+        if action == "archive"
+        else "Its checkpoints, sample grids and metrics are removed for good."
+    )
+    st.warning(f"{action.capitalize()} run {summary.name}? {consequence}")
+    confirm, cancel, _ = st.columns([1, 1, 4])
+    if cancel.button("Cancel", key="cancel_removal"):
+        state.confirm_removal = None
+        st.rerun()
+    if confirm.button(f"Yes, {action} it", key="confirm_removal_yes", type="primary"):
+        remove = browse.archive_run if action == "archive" else browse.delete_run
+        run_or_show_error(lambda: remove(summary.path))
+        state.confirm_removal = None
+        if not summary.path.exists():
+            st.toast(f"{'Archived' if action == 'archive' else 'Deleted'} run {summary.name}.")
+            state.pop("run", None)
+            st.rerun()
 
 
 def show_metrics(summary: runs.RunSummary) -> None:
@@ -290,9 +344,11 @@ def checkpoint_faces(model_spec: str) -> object:
 def show_checkpoints(summary: runs.RunSummary) -> None:
     checkpoints = runs.list_checkpoints(summary.path)
     if not checkpoints:
-        st.info(
-            f"No checkpoint yet; the first is written at step {runs.read_config(summary.path).get('checkpoint_every', '?')}."
-        )
+        if summary.status == "running":
+            every = runs.read_config(summary.path).get("checkpoint_every", "?")
+            st.info(f"No checkpoint yet; the first is written at step {every}.")
+        else:
+            st.info("This run wrote no checkpoint.")
         return
     for checkpoint in reversed(checkpoints):
         label, sample, keep = st.columns([3, 1, 1], vertical_alignment="center")

@@ -34,13 +34,16 @@ def test_models_of_one_latent_size_are_given_the_same_latents():
 
 def test_faces_are_the_models_own_faces_for_those_seeds_at_one_display_size():
     small, large = tiny_dcgan("small", 8, 32, 0), tiny_dcgan("large", 8, 64, 1)
-    comparison = compare_models([small, large], [0, 1], resample="nearest")
+    comparison = compare_models([small, large], [0, 1], size=64, resample="nearest")
     assert comparison.display_size == 64
     small_row, large_row = comparison.rows
     assert small_row.images.shape == large_row.images.shape == (2, 64, 64, 3)
     assert np.array_equal(large_row.images, large.sample(seeds=[0, 1]))
     # nearest doubling of a 32 px face: each pixel becomes a 2x2 block
     assert np.array_equal(small_row.images[:, ::2, ::2], small.sample(seeds=[0, 1]))
+    by_default = compare_models([small, large], [0], resample="nearest")
+    assert by_default.display_size == 256, "small models are shown large by default"
+    assert np.array_equal(by_default.rows[1].images[0, ::4, ::4], large.sample(seeds=[0])[0])
     chosen = compare_models([small, large], [0], size=48, resample="lanczos")
     expected = np.asarray(Image.fromarray(small.sample(seeds=[0])[0]).resize((48, 48), Image.LANCZOS))
     assert np.array_equal(chosen.rows[0].images[0], expected)
@@ -76,12 +79,12 @@ def test_quality_rows_rank_models_by_fid_against_a_reference_folder(tiny_model, 
     results = evaluate_models(
         [untrained, tiny_model],
         str(reference),
-        8,
+        50,
         stand_in_features(),
         lambda model, stage, done, total: reports.append((model, stage, done, total)),
     )
     rows = quality_table(results)
     assert [row["model"] for row in rows] == [tiny_model.info.model_id, "untrained"]
     assert rows[0]["FID"] < rows[1]["FID"] and rows[0]["KID"] < rows[1]["KID"]
-    assert all(row["generated"] == 8 and row["reference images"] == 12 for row in rows)
-    assert (1, "generated", 8, 8) in reports and (0, "generated", 8, 8) in reports
+    assert all(row["generated"] == 50 and row["reference images"] == 12 for row in rows)
+    assert (1, "generated", 50, 50) in reports and (0, "generated", 50, 50) in reports

@@ -528,8 +528,30 @@ def test_demo_digiface_renders_seeds_with_the_pretrained_generator(tmp_path, mon
     assert np.array_equal(as_rgb_rows(at_64.images), stand_in.sample(seeds=range(5)))
     assert at_32.images.shape == (5, 3, 32, 32) and at_64.report.summary() == "5 images from demo:digiface?n=5"
 
+    reference = open_dataset("demo:digiface-reference?n=3", 64, cache_dir=tmp_path / "cache", progress=False)
+    held_out_seeds = range(demo.DIGIFACE_REFERENCE_FIRST_SEED, demo.DIGIFACE_REFERENCE_FIRST_SEED + 3)
+    assert np.array_equal(as_rgb_rows(reference.images), stand_in.sample(seeds=held_out_seeds))
+    assert reference.report.source == "demo:digiface-reference?n=3"
+
 
 def test_demo_cards_say_what_the_sets_are():
-    assert set(DEMO_DATASETS) == {"lfw", "digiface"}
+    assert set(DEMO_DATASETS) == {"lfw", "digiface", "digiface-reference"}
     assert "scikit-image" in DEMO_DATASETS["lfw"] and "25x25" in DEMO_DATASETS["lfw"]
     assert "synthetic" in DEMO_DATASETS["digiface"].lower() and "non-commercial" in DEMO_DATASETS["digiface"]
+
+
+def test_hf_repo_on_an_offline_machine_says_the_machine_is_offline(tmp_path, monkeypatch):
+    import socket
+
+    import huggingface_hub.constants
+
+    def no_name_server(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_name_server)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    expected = "someone/absent is not in the local Hugging Face cache, and this machine is offline"
+    with pytest.raises(DatasetError, match=expected):
+        open_fresh("hf:someone/absent", tmp_path)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -340,3 +342,48 @@ def test_hub_downloads_report_progress_without_drawing_a_second_bar(capsys):
     bar.close()
     assert reports == [(40, 100), (100, 100)]
     assert capsys.readouterr().err == ""
+
+
+# -- a machine without a network: one plain sentence, at once ------------------------------------------------
+
+
+@pytest.fixture
+def no_name_server(monkeypatch):
+    """Every host name fails to resolve, as on a machine that is offline; loopback still answers."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host in ("127.0.0.1", "localhost"):
+            return real_getaddrinfo(host, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read once, when first imported
+
+
+def test_offline_fetch_says_so_in_one_line_at_once(tmp_path, monkeypatch, no_name_server, capsys):
+    monkeypatch.setattr(hub, "RETRY_PAUSE_S", 8.0)  # a retry would show in the time taken
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    hub_model(tmp_path, monkeypatch, "main", fallback_url="https://downloads.example/blob.bin")
+    started = time.monotonic()
+
+    assert cli_main(["fetch", "blob"]) == 2
+
+    assert time.monotonic() - started < 5
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: Could not fetch blob: this machine is offline")
+    assert "Retrying" not in captured.err + captured.out and "NameResolutionError" not in lines[0]
+    assert registry.model_status(registry.catalog_entry("blob")).state == "downloadable"
+
+
+def test_offline_machine_still_loads_a_hub_file_it_has_cached(tmp_path, monkeypatch, no_name_server):
+    root = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    build_hub_cache(root, {"blob.bin": PAYLOAD})
+    hub_model(tmp_path, monkeypatch, "main")
+    assert sha256_of(registry.fetch_model("blob")) == PAYLOAD_SHA256

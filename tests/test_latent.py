@@ -26,3 +26,10 @@ def test_backwards_range_suggests_the_fix():
 def test_seed_beyond_numpy_range_is_rejected():
     with pytest.raises(FacegenError, match="too large"):
         parse_seeds(str(2**32))
+
+
+def test_a_trailing_comma_is_accepted_and_a_double_comma_named_plainly():
+    assert parse_seeds("1,7,42,") == [1, 7, 42]
+    with pytest.raises(FacegenError) as caught:
+        parse_seeds("1,,7")
+    assert str(caught.value) == "Seed list '1,,7' has two commas in a row; remove one, e.g. '1,7,42'."

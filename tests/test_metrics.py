@@ -24,12 +24,15 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from facegen.cli import main as cli_main
+from facegen.data import open_dataset
 from facegen.errors import FacegenError
 from facegen.generator import Generator, ModelInfo
 from facegen.metrics import (
     FeatureStats,
     InceptionFeatures,
+    MIN_GENERATED,
     evaluate_generator,
+    reference_warnings,
     fid,
     kid,
     reference_stats,
@@ -271,19 +274,19 @@ def test_evaluate_generator_reports_fid_kid_and_what_was_measured(small_set, ext
     result = evaluate_generator(
         tiny_generator(),
         small_set,
-        n=4,
-        batch_size=2,
+        n=MIN_GENERATED,
+        batch_size=25,
         progress=lambda stage, done, total: stages.setdefault(stage, []).append((done, total)),
         extractor=extractor,
         cache_dir=tmp_path / "cache",
     )
     assert result.fid > 0 and np.isfinite(result.kid_mean)
-    assert (result.n, result.model_id, result.reference_images, result.resolution) == (4, "tiny-dcgan", 4, 32)
-    assert stages["reference"] == [(0, 4), (4, 4)] and stages["generated"] == [(0, 4), (2, 4), (4, 4)]
+    assert (result.n, result.model_id, result.reference_images, result.resolution) == (50, "tiny-dcgan", 4, 32)
+    assert stages["reference"] == [(0, 4), (4, 4)] and stages["generated"] == [(0, 50), (25, 50), (50, 50)]
 
     saved = json.loads(result.to_json())
     assert saved["fid"] == result.fid and saved["kid"] == result.kid_mean
-    assert saved["model"] == "tiny-dcgan" and saved["n"] == 4
+    assert saved["model"] == "tiny-dcgan" and saved["n"] == 50
     assert saved["reference"]["source"] == str(small_set) and saved["reference"]["skipped"] == {"corrupt": 1}
     assert saved["feature_extractor"] == extractor.name
 
@@ -292,12 +295,12 @@ def test_cli_prints_fid_and_kid_and_saves_them_as_json(tiny_model, tmp_path, mon
     use_stand_in_features(monkeypatch)
     real = write_folder(tmp_path / "real", blob_images(4, seed=5))
     out = tmp_path / "scores" / "tiny.json"
-    arguments = ["--model", str(TINY_DCGAN_PATH), "--real", str(real), "--n", "4", "--json", str(out)]
+    arguments = ["--model", str(TINY_DCGAN_PATH), "--real", str(real), "--n", "50", "--json", str(out)]
     assert cli_main(["metrics", *arguments]) == 0
     printed = capsys.readouterr()
     saved = json.loads(out.read_text())
     assert f"FID {saved['fid']:.2f}" in printed.out and f"KID {saved['kid']:.4f}" in printed.out
-    assert saved["fid"] > 0 and saved["n"] == 4 and saved["model"] == str(TINY_DCGAN_PATH)
+    assert saved["fid"] > 0 and saved["n"] == 50 and saved["model"] == str(TINY_DCGAN_PATH)
     assert saved["file_sha256"] == tiny_model.identity.weights_sha256
     assert saved["reference"]["images"] == 4 and saved["reference"]["resolution"] == 64
     assert "generated images" in printed.err  # the progress bar
@@ -317,18 +320,18 @@ def test_cli_prints_fid_and_kid_and_saves_them_as_json(tiny_model, tmp_path, mon
 def test_unusable_reference_sets_fail_with_a_clear_message(make_reference, message, tmp_path):
     (tmp_path / "notes.txt").write_text("no faces here")
     with pytest.raises(FacegenError, match=message):
-        evaluate_generator(tiny_generator(), make_reference(tmp_path), n=4, cache_dir=tmp_path / "cache")
+        evaluate_generator(tiny_generator(), make_reference(tmp_path), n=MIN_GENERATED, cache_dir=tmp_path / "cache")
 
 
 def test_reference_of_only_unreadable_images_is_an_error(tmp_path):
     (tmp_path / "a.png").write_bytes(b"garbage")
     with pytest.raises(FacegenError, match="corrupt"):
-        evaluate_generator(tiny_generator(), tmp_path, n=4, cache_dir=tmp_path / "cache")
+        evaluate_generator(tiny_generator(), tmp_path, n=MIN_GENERATED, cache_dir=tmp_path / "cache")
 
 
-def test_fewer_than_two_images_is_an_error(tmp_path):
-    with pytest.raises(FacegenError, match="at least 2 generated images"):
-        evaluate_generator(tiny_generator(), tmp_path, n=1)
+def test_too_few_images_is_an_error_that_names_the_minimum(tmp_path):
+    with pytest.raises(FacegenError, match="n = 49 generated images is too few to measure: FID and KID need at least 50"):
+        evaluate_generator(tiny_generator(), tmp_path, n=49)
     with pytest.raises(FacegenError, match="at least 2 images"):
         FeatureStats.from_features(np.zeros((1, 2048), np.float32))
 
@@ -336,14 +339,24 @@ def test_fewer_than_two_images_is_an_error(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--n", "1"], "at least 2 generated images"),
+        (["--n", "2"], "n = 2 generated images is too few to measure"),
         (["--psi", "5"], "Truncation psi 5.0 is outside"),
         (["--real", "/no/such/faces"], "does not exist"),
     ],
 )
 def test_cli_bad_input_fails_with_a_clear_message(args, message, tmp_path):
-    defaults = {"--model": str(TINY_DCGAN_PATH), "--real": str(tmp_path), "--n": "4"}
+    defaults = {"--model": str(TINY_DCGAN_PATH), "--real": str(tmp_path), "--n": "50"}
     for flag, value in zip(args[::2], args[1::2]):
         defaults[flag] = value
     result = run_cli("metrics", *[item for pair in defaults.items() for item in pair])
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_grey_or_small_reference_is_pointed_out_and_a_colour_one_is_not(tmp_path):
+    lfw = open_dataset("demo:lfw", 64, cache_dir=tmp_path / "cache")
+    grey, enlarged = reference_warnings(lfw, 64)
+    assert grey.startswith("The reference set demo:lfw is grayscale (100 of the 100 images checked)")
+    assert enlarged.startswith("100 of the 100 reference images in demo:lfw are smaller than the model's 64 px")
+
+    colour = write_folder(tmp_path / "colour", blob_images(4, seed=5))
+    assert reference_warnings(open_dataset(str(colour), 32, cache_dir=tmp_path / "cache"), 32) == ()

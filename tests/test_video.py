@@ -404,6 +404,7 @@ def test_cli_renders_a_loop_and_replays_its_recipe(tiny_dcgan_file, tmp_path, ca
     assert code == 0
     assert str(walk) in capsys.readouterr().out
     assert len(decoded_frames(walk)) == 30
+    assert stream_facts(walk)["size"] == (256, 256), "a 32 px model's faces are enlarged 8x by default"
     recorded = json.loads((tmp_path / "walk.json").read_text())
     assert recorded["model_sha256"] and recorded["fps"] == 15 and recorded["loop"] is True
     for source in ("walk.json", "walk.mp4"):
@@ -426,6 +427,8 @@ def test_cli_random_keyframes_fill_a_grid(tiny_dcgan_file, tmp_path, capsys):
                 "2x3",
                 "--frames-per-transition",
                 "4",
+                "--upscale",
+                "1",
                 "--out",
                 str(out),
             ]

@@ -57,7 +57,7 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m facegen", description="Face GAN studio: sample, train, render.")
+    parser = OneLineParser(prog="facegen", description="Face GAN studio: sample, train, render.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"facegen.cli.{name}").add_parser(subparsers)

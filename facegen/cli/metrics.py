@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -26,9 +27,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", required=True, help="catalog id, weights file, or run:NAME[@STEP]")
     parser.add_argument(
-        "--real", required=True, help="folder or zip of real images (or any dataset source, e.g. demo:lfw)"
+        "--real",
+        required=True,
+        help="folder or zip of real images, or any dataset source (demo:digiface-reference is a colour, offline one)",
     )
-    parser.add_argument("--n", type=int, default=10000, help="generated images (seeds 0..n-1); default 10000")
+    parser.add_argument("--n", type=int, default=10000, help="generated images (seeds 0..n-1), at least 50; default 10000")
     parser.add_argument("--json", type=Path, help="also save the numbers and what was measured to this JSON file")
     parser.add_argument("--real-max", type=int, help="use a fixed random subset of at most this many real images")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi; 1.0 (none) is the standard")
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
             truncation_psi=args.psi,
             max_reference_images=args.real_max,
         )
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(summary(result))
     if args.json is not None:
         write_atomically(args.json, (result.to_json() + "\n").encode())

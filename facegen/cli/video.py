@@ -32,6 +32,7 @@ from facegen.video import (
     recipe_for_generator,
     render_clip,
     seconds_to_frames_per_transition,
+    suggested_upscale,
 )
 
 # options that decide the frames: a replayed recipe already fixes them all
@@ -89,7 +90,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cutoff", type=int, metavar="K", help="apply psi to the first K ws only (StyleGAN)")
     parser.add_argument("--noise-mode", choices=NOISE_MODES)
     parser.add_argument("--class", dest="class_index", type=int, help="class index for conditional networks")
-    parser.add_argument("--upscale", type=int, help="enlarge each face by this whole factor (1-8) for small models")
+    parser.add_argument(
+        "--upscale",
+        type=int,
+        help="enlarge each face by this whole factor (1-8); default: faces of at least 256 px (4 for a 64 px model)",
+    )
     parser.add_argument(
         "--upscale-filter", choices=UPSCALE_FILTERS, help="lanczos (smooth, default) or nearest (pixels)"
     )
@@ -125,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             generator = load_generator_for(args, model_spec, device, progress)
     if not args.recipe:
-        recipe = _recipe_from_options(args, model_spec, faces, _default_space(args, generator), _sweep(args, generator))
+        # a 64 px model makes 256 px faces unless --upscale says otherwise
+        default_upscale = suggested_upscale(generator.resolution)
+        recipe = _recipe_from_options(
+            args, model_spec, faces, _default_space(args, generator), _sweep(args, generator), default_upscale
+        )
     recipe = recipe_for_generator(recipe, generator)
     keep_recipe_checkpoint(generator.identity.spec)
     with frame_bar(out_paths[0].name) as progress:
@@ -207,7 +216,12 @@ def _sweep(args: argparse.Namespace, generator: Generator) -> MoveAlong | None:
 
 
 def _recipe_from_options(
-    args: argparse.Namespace, model_spec: str, faces: list[Face], space: str, sweep: MoveAlong | None = None
+    args: argparse.Namespace,
+    model_spec: str,
+    faces: list[Face],
+    space: str,
+    sweep: MoveAlong | None = None,
+    default_upscale: int | None = None,
 ) -> ClipRecipe:
     walk = args.walk or "keyframes"
     rows, cols = _parse_grid(args.grid) if args.grid else (1, 1)
@@ -235,7 +249,7 @@ def _recipe_from_options(
         "truncation_cutoff": args.cutoff if args.cutoff is not None or not first_face else first_face.truncation_cutoff,
         "noise_mode": args.noise_mode or (first_face.noise_mode if first_face else None),
         "conditioning": args.class_index,
-        "upscale": args.upscale,
+        "upscale": args.upscale or default_upscale,
         "upscale_filter": args.upscale_filter,
         "seed_labels": args.labels,
     }

@@ -14,6 +14,7 @@ Sources (`open_dataset`'s `source` argument):
                         CelebA attribute columns when present)
     demo:lfw            100 LFW face crops shipped with scikit-image (no download)
     demo:digiface?n=N   N synthetic faces rendered by the pretrained `digiface-dcgan64` generator
+    demo:digiface-reference?n=N   N more from seeds no metric draws: a colour reference for FID/KID
 
 Modules: `sources` (folders, zips, CelebA, parquet), `hugging_face`, `demo`, `decode` (one image), `cache` (the
 decoded-image cache and `FaceDataset`), `report` (what the user is told).
@@ -38,7 +39,9 @@ __all__ = [
     "DatasetReport",
     "FaceDataset",
     "ModelLoader",
+    "Source",
     "default_cache_dir",
+    "find_source",
     "open_dataset",
     "use_model_loader",
 ]
@@ -52,6 +55,12 @@ def open_dataset(
     """Open `source` at `resolution`, decoding it into the cache the first time (see the module docstring)."""
     resolution = _check_resolution(resolution)  # before a source is downloaded or listed
     return open_cached(_resolve_source(source), resolution, cache_dir, progress)
+
+
+def find_source(source: str) -> Source:
+    """The dataset `source` names, found and listed but not decoded: raises DatasetError when it cannot be used
+    (no such path, no images, an hf: repo that cannot be had). Cheap for local sources; an hf: repo is downloaded."""
+    return _resolve_source(source)
 
 
 def _check_resolution(resolution: int) -> int:

@@ -26,7 +26,7 @@ from facegen.data.sources import Source
 from facegen.hub import cache_root
 
 # Bump when decoding changes what ends up in the cache (filters, crop, conversions): old caches are then ignored.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 SKIPPED_EXAMPLES_KEPT = 3
 
 
@@ -154,7 +154,7 @@ def _decode_into_cache(source: Source, resolution: int, entry: Path, key: str, p
     skipped: Counter[str] = Counter()
     converted: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
-    used = 0
+    used = enlarged = 0
     try:
         shape = (source.count, 3, resolution, resolution)
         rows = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
@@ -176,10 +176,11 @@ def _decode_into_cache(source: Source, resolution: int, entry: Path, key: str, p
                 attributes[used] = raw.attributes
             if decoded.conversion:
                 converted[decoded.conversion] += 1
+            enlarged += decoded.enlarged
             used += 1
         rows.flush()
         del rows  # unmap before the header is rewritten and the file renamed
-        report = DatasetReport(source.label, source.count, used, dict(skipped), dict(converted), examples)
+        report = DatasetReport(source.label, source.count, used, dict(skipped), dict(converted), examples, enlarged)
         if used == 0:
             raise DatasetError(_nothing_usable_message(report, resolution))
         _shrink_npy_rows(partial, used)

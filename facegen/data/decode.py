@@ -23,6 +23,7 @@ class Decoded:
     pixels: np.ndarray | None = None  # uint8 [R, R, 3]
     skip_reason: str | None = None
     conversion: str | None = None
+    enlarged: bool = False  # smaller than the resolution: the pixels hold less detail than their size suggests
 
 
 def decode_image(raw: RawImage, resolution: int, upscale_small: bool) -> Decoded:
@@ -40,7 +41,8 @@ def decode_image(raw: RawImage, resolution: int, upscale_small: bool) -> Decoded
                 image.draft(image.mode, (2 * resolution, 2 * resolution))
             image.load()
             rgb, conversion = _to_rgb(_upright(image))
-            return Decoded(pixels=_crop_and_resize(rgb, resolution), conversion=conversion)
+            enlarged = min(image.size) < resolution
+            return Decoded(pixels=_crop_and_resize(rgb, resolution), conversion=conversion, enlarged=enlarged)
     except (Image.DecompressionBombError, ImageTooLargeError):
         return Decoded(skip_reason="too large")
     except Exception as error:

@@ -1,4 +1,5 @@
-"""The offline demo sets: `demo:lfw` (shipped with scikit-image) and `demo:digiface?n=N` (rendered by a catalog model).
+"""The offline demo sets: `demo:lfw` (shipped with scikit-image), and `demo:digiface?n=N` and its held-out twin
+`demo:digiface-reference?n=N` (rendered by a catalog model).
 
 The data layer sits below the registry, so it cannot load a catalog model itself: whoever can (the registry, when
 it is imported) hands it a `ModelLoader` through `use_model_loader`.
@@ -21,6 +22,9 @@ DIGIFACE_MODEL_ID = "digiface-dcgan64"
 DIGIFACE_DEFAULT_COUNT = 1000
 DIGIFACE_MAX_COUNT = 100_000
 DIGIFACE_RENDER_BATCH = 64
+# demo:digiface-reference starts here: `facegen metrics` draws seeds 0..n-1, so a reference from these seeds never
+# holds the very images a DigiFace-trained model is measured with
+DIGIFACE_REFERENCE_FIRST_SEED = 1_000_000
 
 DEMO_DATASETS: dict[str, str] = {
     "lfw": (
@@ -38,6 +42,12 @@ DEMO_DATASETS: dict[str, str] = {
         "computer-generated faces of no real person released for non-commercial research only: treat these "
         "images as non-commercial training data. Training on a GAN's output teaches a new GAN that GAN's small, "
         "blurry faces and artefacts, not real ones: use it for quick starts and tests."
+    ),
+    "digiface-reference": (
+        f"The same DCGAN's faces from seeds {DIGIFACE_REFERENCE_FIRST_SEED:,} onward "
+        f"(`demo:digiface-reference?n=N`, default {DIGIFACE_DEFAULT_COUNT}): a colour, offline reference set for "
+        "FID and KID, held out from the seeds 0..n-1 that `facegen metrics` draws. It measures how close a model "
+        "comes to that DCGAN's 64x64 faces (the DCGAN itself scores near the floor), not to real photographs."
     ),
 }
 
@@ -57,24 +67,26 @@ def demo_source(spec: str) -> Source:
     name, _, query = spec.partition("?")
     if name == "lfw" and not query:
         return Source("demo:lfw", {"demo": "lfw"}, LFW_FACE_COUNT, _lfw_images, upscale_small=True)
-    if name == "digiface":
-        count = _digiface_count(query)
+    if name in ("digiface", "digiface-reference"):
+        count = _digiface_count(query, name)
+        first_seed = DIGIFACE_REFERENCE_FIRST_SEED if name == "digiface-reference" else 0
+        identity = {"demo": name, "model": DIGIFACE_MODEL_ID, "n": count}
         return Source(
-            f"demo:digiface?n={count}", {"demo": "digiface", "model": DIGIFACE_MODEL_ID, "n": count}, count,
-            lambda: _digiface_images(count), upscale_small=True,
-        )  # fmt: skip
+            f"demo:{name}?n={count}", identity, count, lambda: _digiface_images(count, first_seed), upscale_small=True
+        )
     raise DatasetError(
-        f"Unknown demo dataset 'demo:{spec}'. Choose 'demo:lfw' or 'demo:digiface' (optionally 'demo:digiface?n=500')."
+        f"Unknown demo dataset 'demo:{spec}'. Choose 'demo:lfw', 'demo:digiface' (optionally 'demo:digiface?n=500') "
+        "or 'demo:digiface-reference'."
     )
 
 
-def _digiface_count(query: str) -> int:
+def _digiface_count(query: str, name: str = "digiface") -> int:
     if not query:
         return DIGIFACE_DEFAULT_COUNT
     match = re.fullmatch(r"n=(\d+)", query)
     if not match or not 1 <= int(match.group(1)) <= DIGIFACE_MAX_COUNT:
         raise DatasetError(
-            f"'demo:digiface?{query}' is not understood: write demo:digiface?n=N, N from 1 to {DIGIFACE_MAX_COUNT:,}."
+            f"'demo:{name}?{query}' is not understood: write demo:{name}?n=N, N from 1 to {DIGIFACE_MAX_COUNT:,}."
         )
     return int(match.group(1))
 
@@ -98,9 +110,9 @@ def _digiface_generator() -> Generator:
     return _model_loader(DIGIFACE_MODEL_ID)
 
 
-def _digiface_images(count: int) -> Iterator[RawImage]:
+def _digiface_images(count: int, first_seed: int = 0) -> Iterator[RawImage]:
     generator = _digiface_generator()
-    for start in range(0, count, DIGIFACE_RENDER_BATCH):
-        seeds = list(range(start, min(start + DIGIFACE_RENDER_BATCH, count)))
+    for start in range(first_seed, first_seed + count, DIGIFACE_RENDER_BATCH):
+        seeds = list(range(start, min(start + DIGIFACE_RENDER_BATCH, first_seed + count)))
         for seed, pixels in zip(seeds, generator.sample(seeds=seeds, batch_size=DIGIFACE_RENDER_BATCH)):
             yield RawImage(f"seed {seed}", lambda pixels=pixels: Image.fromarray(pixels))

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from facegen.data.report import DatasetError
+from facegen.hub import host_lookup_problem, hub_endpoint, hub_offline_switch
 from facegen.data.sources import CELEBA_ATTRIBUTE_FILES, IMAGE_EXTENSIONS, FolderTree, Source, tree_source
 
 HF_DOWNLOAD_PATTERNS = (
@@ -46,9 +47,15 @@ def _download_hf_dataset(repo_id: str, revision: str | None) -> Path:
     manual = (
         f"Or download the files yourself (`hf download {repo_id} --repo-type dataset --local-dir DIR`) and give DIR."
     )
+    # huggingface_hub retries a failed name lookup for 23 s: an offline machine reads only its local cache
+    lookup_problem = None if hub_offline_switch() else host_lookup_problem(hub_endpoint())
     try:
         folder = snapshot_download(
-            repo_id=repo_id, repo_type="dataset", revision=revision, allow_patterns=list(HF_DOWNLOAD_PATTERNS)
+            repo_id=repo_id,
+            repo_type="dataset",
+            revision=revision,
+            allow_patterns=list(HF_DOWNLOAD_PATTERNS),
+            local_files_only=lookup_problem is not None,
         )
     except GatedRepoError:
         raise DatasetError(
@@ -63,6 +70,11 @@ def _download_hf_dataset(repo_id: str, revision: str | None) -> Path:
             f"HF_TOKEN to an access token that can read it. {manual}"
         ) from None
     except LocalEntryNotFoundError:
+        if lookup_problem:
+            raise DatasetError(
+                f"Dataset repo {repo_id} is not in the local Hugging Face cache, and {lookup_problem}. Connect to the "
+                f"internet and try again. {manual}"
+            ) from None
         raise DatasetError(
             f"Dataset repo {repo_id} is not (completely) in the local Hugging Face cache and the Hub cannot be "
             "reached (offline, or HF_HUB_OFFLINE=1). Connect and run again (set HF_TOKEN for private or gated repos), "

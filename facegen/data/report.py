@@ -22,6 +22,7 @@ class DatasetReport:
     converted: dict[str, int] = field(default_factory=dict)
     # a few file names per skip reason, so the user can look at what went wrong
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)
+    enlarged: int = 0  # images whose shorter side was below the resolution, enlarged to it (the demo sets allow it)
 
     def summary(self) -> str:
         notes = [f"{count:,} {reason} skipped" for reason, count in self.skipped.items()]

@@ -11,9 +11,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from facegen.errors import FacegenError
 from facegen.images import resize_image
 from facegen.train import runs
 from facegen.train.config import resolve_config
+from facegen.train.preflight import check_training_start
 from facegen.video import FfmpegPipe, mp4_arguments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -236,7 +239,8 @@ def start_training_run(settings: dict[str, Any], name: str, runs_root: str | Pat
     """
     runs_root = (Path(runs_root) if runs_root is not None else runs.default_runs_root()).resolve()
     run_dir = check_run_name(name, runs_root)
-    resolve_config({**settings, "out": str(run_dir)})  # a bad setting is reported here, not buried in the log
+    # a bad setting, data path or device is reported here, before anything is written, not buried in the log
+    check_training_start(resolve_config({**settings, "out": str(run_dir)}), run_dir)
     runs_root.mkdir(parents=True, exist_ok=True)
     command = train_command(settings, run_dir)
     log_path = training_log_path(run_dir)
@@ -282,3 +286,40 @@ def log_tail(log_path: str | Path, lines: int = 40) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+# -- deleting and archiving runs --------------------------------------------------------------------------------
+ARCHIVE_DIR = ".archive"  # under the runs folder; never a run name (those start with a letter or digit)
+
+
+def _refuse_if_running(run_dir: Path, doing: str) -> None:
+    status = runs.read_status(run_dir)
+    if status and runs.effective_state(status) == "running":
+        raise FacegenError(f"Run {run_dir.name} is still training: stop it first, then {doing} it.")
+
+
+def delete_run(run_dir: str | Path) -> None:
+    """Remove a run that is not running: its folder (checkpoints, grids, metrics) and the app's log of it."""
+    run_dir = Path(run_dir)
+    _refuse_if_running(run_dir, "delete")
+    hidden = run_dir.with_name(f".{run_dir.name}.deleting-{os.getpid()}")
+    os.replace(run_dir, hidden)  # gone from the runs table at once, even while a large run is being removed
+    shutil.rmtree(hidden, ignore_errors=True)
+    training_log_path(run_dir).unlink(missing_ok=True)
+
+
+def archive_run(run_dir: str | Path) -> Path:
+    """Move a run that is not running into the runs folder's .archive/ folder, out of the runs table; returns
+    where it went. `runs/.archive/NAME` still samples as a path (`--model runs/.archive/NAME`)."""
+    run_dir = Path(run_dir)
+    _refuse_if_running(run_dir, "archive")
+    archive = run_dir.parent / ARCHIVE_DIR
+    destination = archive / run_dir.name
+    if destination.exists():
+        destination = archive / f"{run_dir.name}-{int(time.time())}"
+    archive.mkdir(exist_ok=True)
+    os.replace(run_dir, destination)
+    log = training_log_path(run_dir)
+    if log.exists():
+        os.replace(log, training_log_path(destination))
+    return destination

@@ -31,6 +31,7 @@ from facegen.train import distributed, runs
 from facegen.train.checkpoints import TrainingProgress, check_resumable, load_checkpoint, save_checkpoint
 from facegen.train.config import ConfigError, TrainConfig, resolve_run_config
 from facegen.train.gans import GANTrainer, build_trainer
+from facegen.train.preflight import check_training_start
 
 # How often the status file's heartbeat is refreshed even when no step is logged.
 HEARTBEAT_SECONDS = 10.0
@@ -350,6 +351,8 @@ class RunLoop:
 
 def start_run(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> TrainResult:
     """Train a new run into `run_dir` (which must be new or empty)."""
+    if distributed.from_environment().is_writer:  # the other ranks find the folder the writer has begun
+        check_training_start(config, run_dir)
     with _only_writer(Path(run_dir)):
         return RunLoop(config, Path(run_dir), resume=False, progress=progress).run()
 

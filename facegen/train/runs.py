@@ -111,17 +111,37 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(descriptor, 256, 0).decode(errors="replace").strip() or "?"
-            raise FacegenError(
-                f"Run {run_dir} is being trained by process {holder}. Wait for it to end, or stop it (Stop on the "
-                f"Training page, or `touch {run_dir / STOP_FILE}`) and then --resume it."
-            ) from None
+            raise _held_elsewhere(run_dir, descriptor) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         check_writable(run_dir)
         yield
     finally:
         os.close(descriptor)
+
+
+def refuse_if_held(run_dir: Path) -> None:
+    """Refuse a run another process is training, naming that process; only tests the lock, so writes nothing."""
+    try:
+        descriptor = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return  # never locked, so nobody trains it
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _held_elsewhere(run_dir, descriptor) from None
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
+
+
+def _held_elsewhere(run_dir: Path, lock_descriptor: int) -> FacegenError:
+    holder = os.pread(lock_descriptor, 256, 0).decode(errors="replace").strip() or "?"
+    return FacegenError(
+        f"Run {run_dir} is being trained by process {holder}. Wait for it to end, or stop it (Stop on the "
+        f"Training page, or `touch {run_dir / STOP_FILE}`) and then --resume it."
+    )
 
 
 def check_writable(run_dir: Path) -> None:

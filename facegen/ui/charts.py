@@ -5,6 +5,10 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+# Streamlit's theme colours a chart's second curve light blue, which all but vanishes on white: these dark,
+# distinct colours (Tableau 10, the light ones darkened) keep every curve readable
+CURVE_COLOURS = ("#1f77b4", "#d62728", "#2e7d32", "#9467bd", "#8c564b", "#c2185b", "#616161", "#b85c00")
+
 
 def metrics_chart(frame: pd.DataFrame, x: str, x_title: str, log_scale: bool = False, height: int = 320) -> alt.Chart:
     """Metric curves from `facegen.train.browse.metrics_frame`: raw values faint, smoothed values on top.
@@ -18,7 +22,7 @@ def metrics_chart(frame: pd.DataFrame, x: str, x_title: str, log_scale: bool = F
         scale = alt.Scale(zero=False)
     base = alt.Chart(frame).encode(
         x=alt.X(f"{x}:Q", title=x_title),
-        color=alt.Color("metric:N", title=None),
+        color=alt.Color("metric:N", title=None, scale=alt.Scale(range=list(CURVE_COLOURS))),
     )
     raw = base.mark_line(opacity=0.25).encode(y=alt.Y("value:Q", scale=scale, title=None))
     smoothed = base.mark_line().encode(

@@ -10,29 +10,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import streamlit as st
 import torch
 
 from facegen.device import DEFAULT_PRECISION, PRECISIONS, available_devices, check_precision, describe, resolve_device
 from facegen.errors import FacegenError
 from facegen.generator import Generator
+from facegen.images import resize_image
 from facegen.latent import parse_seeds, random_seeds
 from facegen.public import DEMO_DATASETS, policy
 from facegen.registry import (
     ModelChoice,
-    catalog_entry,
     fetch_model,
     list_model_choices,
     load_generator,
     pin_run_checkpoint,
 )
 from facegen.ui.sessions import save_upload, session_folder
+from facegen.video import suggested_upscale
 
 CUSTOM_PATH = "Weights file path…"
 UPLOAD = "Upload a weights file…"
 UPLOAD_DATASET = "Upload a .zip of faces…"
 WEIGHTS_SUFFIXES = ("pkl", "pt", "tar", "safetensors", "json")
 DEVICE_KEY, PRECISION_KEY = "device", "precision"
+SHOWN_FACE_MIN_SIDE = 256  # small models' faces are enlarged on screen to at least this; downloads stay native
+ENLARGED_FACE_SIDE = 512
 T = TypeVar("T")
 
 
@@ -173,20 +177,33 @@ def ready_generator(model_spec: str | None, container=None) -> Generator | None:
         return None
     choice = next((choice for choice in list_model_choices() if choice.spec == model_spec), None)
     if choice is not None and choice.state != "cached" and choice.is_catalog:
-        entry = catalog_entry(model_spec)
-        container.warning(f"**{entry.title}** is not downloaded yet ({choice.detail}).")
-        if not container.button(f"Fetch {entry.model_id}", key=f"fetch_{model_spec}"):
-            return None
-        bar = container.progress(0.0, text=f"Fetching {entry.model_id}…")
-
-        def show_progress(done: int, total: int | None) -> None:
-            fraction = min(done / total, 1.0) if total else 0.0
-            bar.progress(fraction, text=f"Fetching {entry.model_id}: {done / 1e6:,.1f} MB")
-
-        if run_or_show_error(lambda: fetch_model(model_spec, show_progress)) is None:
-            return None
-        bar.empty()
+        container.warning(f"**{choice.title}** is not downloaded yet ({choice.detail}).")
+        fetch_button(choice, container)
+        return None
     return run_or_show_error(lambda: cached_generator(str(pin_run_checkpoint(model_spec)), *chosen_device()))
+
+
+def fetch_button(choice: ModelChoice, container=None, label: str | None = None) -> None:
+    """A Fetch button with a progress bar for a catalog model that is not downloaded yet.
+
+    A fetch that succeeds reruns the page at once, so whatever said "not downloaded" is gone; one that fails
+    leaves its reason and the button (to try again), never an empty progress bar.
+    """
+    container = container or st
+    if not container.button(label or f"Fetch {choice.spec}", key=f"fetch_{choice.spec}"):
+        return
+    bar = container.progress(0.0, text=f"Fetching {choice.spec}…")
+
+    def show_progress(done: int, total: int | None) -> None:
+        fraction = min(done / total, 1.0) if total else 0.0
+        bar.progress(fraction, text=f"Fetching {choice.spec}: {done / 1e6:,.1f} MB")
+
+    try:
+        fetched = run_or_show_error(lambda: fetch_model(choice.spec, show_progress))
+    finally:
+        bar.empty()
+    if fetched is not None:
+        st.rerun()
 
 
 @dataclass(frozen=True)
@@ -226,6 +243,31 @@ def truncation_cutoff_control(generator: Generator, key: str = "cutoff", contain
     return None if cutoff == generator.num_ws else int(cutoff)
 
 
+TRUNCATION_HELP_W = (
+    "Moves each face's w toward the model's average face: lower gives more typical, cleaner faces with less "
+    "variety; 1 is the model as trained."
+)
+LATENT_SCALE_HELP = (
+    "This model has no W space, so there is no average face to move toward: psi multiplies z, pulling every face "
+    "toward the one drawn from z = 0. Below about 0.7 faces lose detail and look alike; 0 draws that one face for "
+    "every seed. 1 is the model as trained."
+)
+
+
+def truncation_slider(generators: list[Generator], key: str = "psi", container=None) -> float:
+    """Truncation for StyleGAN models; for models without a W space, the same psi labelled for what it does there."""
+    container = container or st
+    with_w = [generator.has_w_space for generator in generators]
+    if all(with_w):
+        return container.slider("Truncation psi", 0.0, 2.0, 1.0, 0.05, key=key, help=TRUNCATION_HELP_W)
+    if not any(with_w):
+        return container.slider("Latent scale (psi)", 0.0, 2.0, 1.0, 0.05, key=key, help=LATENT_SCALE_HELP)
+    return container.slider(
+        "Truncation psi", 0.0, 2.0, 1.0, 0.05, key=key,
+        help=f"StyleGAN models: {TRUNCATION_HELP_W} Models without a W space: {LATENT_SCALE_HELP}",
+    )  # fmt: skip
+
+
 def label_controls(generator: Generator, container=None) -> object:
     """Class picker for one-hot conditional models, attribute toggles for attribute-conditioned ones."""
     container = container or st
@@ -237,3 +279,27 @@ def label_controls(generator: Generator, container=None) -> object:
         chosen = container.multiselect("Attributes", names, key="attributes", help="Attributes switched on")
         return [1.0 if name in chosen else 0.0 for name in names]
     return names.index(container.selectbox("Class", names, key="class_index"))
+
+
+@dataclass(frozen=True)
+class ShownFaces:
+    image: np.ndarray  # what the page shows
+    note: str  # the faces' own size and how they were enlarged, for the caption
+
+
+def enlarged_for_screen(image: np.ndarray, face_side: int, min_side: int = SHOWN_FACE_MIN_SIDE) -> ShownFaces:
+    """A face or grid of faces `face_side` pixels each, enlarged by a whole factor (Lanczos) until each face is at
+    least `min_side` pixels on screen: a 64 px face at its own size is a postage stamp."""
+    factor = suggested_upscale(face_side, min_side)
+    native = f"{face_side}×{face_side} px"
+    if factor == 1:
+        return ShownFaces(image, native)
+    height, width = image.shape[:2]
+    return ShownFaces(resize_image(image, (width * factor, height * factor), "lanczos"), f"{native}, shown ×{factor} (Lanczos)")
+
+
+@st.dialog("Face", width="large")
+def enlarged_face(image: np.ndarray, face_side: int, caption: str) -> None:
+    """One face, large, in a dialog: what a click on a face's Enlarge button opens."""
+    shown = enlarged_for_screen(image, face_side, ENLARGED_FACE_SIDE)
+    st.image(shown.image, caption=f"{caption} · {shown.note}", output_format="PNG")

@@ -1,13 +1,15 @@
 """The served app in a real headless Chromium: what a user sees."""
 
 import io
+import itertools
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from facegen.editing import Face, FaceRenderer, move_along, sefa_directions
-from facegen.images import make_grid
+from facegen.images import make_grid, resize_image
 from facegen.ui.face_editor import shown_large
 from tests.app.browser import chromium_page, pick_weights_file, served_app
 from tests.conftest import TINY_DCGAN_PATH
@@ -30,8 +32,8 @@ def test_sample_page_shows_the_face_grid_in_a_browser(tmp_path, tiny_model, monk
         grid_png = page.request.get(grid_source if grid_source.startswith("http") else base_url + grid_source).body()
 
     shown = np.asarray(Image.open(io.BytesIO(grid_png)).convert("RGB"))
-    expected = make_grid(tiny_model.sample(seeds=range(16)), 4)
-    assert np.array_equal(shown, expected), "the browser shows other pixels than seeds 0-15 of the model"
+    expected = resize_image(make_grid(tiny_model.sample(seeds=range(16)), 4), (1024, 1024), "lanczos")
+    assert np.array_equal(shown, expected), "the browser shows other pixels than seeds 0-15 of the model, 4x larger"
     screenshot = np.asarray(Image.open(tmp_path / "sample-page.png").convert("RGB"))
     assert screenshot.std() > 20, "the screenshot is blank"
 
@@ -101,3 +103,59 @@ def test_edit_page_shows_a_new_face_when_a_slider_moves(tmp_path, tiny_model, mo
     edited = Face.from_seed(tiny_model, 0).with_edits(move_along(sefa_directions(tiny_model)[0], 10.0))
     shown = np.asarray(Image.open(io.BytesIO(edited_png)).convert("RGB"))
     assert np.array_equal(shown, shown_large(FaceRenderer(tiny_model).render(edited))), "not the edited face"
+
+
+KEYFRAME_CONTROLS = ("◀", "▶", "✕")
+# each control's box, and the part of its symbol left visible by every element that clips it: a symbol clipped
+# away (Streamlit's label container shrinks to nothing in a narrow column) leaves a blank button
+CONTROL_BOXES = """(names) => [...document.querySelectorAll('[data-testid="stMain"] button')]
+    .filter(button => names.includes(button.innerText.trim()) && button.getClientRects().length > 0)
+    .map(button => {
+        const text = document.createTreeWalker(button, NodeFilter.SHOW_TEXT).nextNode();
+        const range = document.createRange();
+        range.selectNodeContents(text);
+        const glyph = range.getBoundingClientRect();
+        let [left, top, right, bottom] = [glyph.left, glyph.top, glyph.right, glyph.bottom];
+        for (let element = text.parentElement; element && element !== button.parentElement; element = element.parentElement) {
+            if (getComputedStyle(element).overflowX === 'visible') continue;
+            const clip = element.getBoundingClientRect();
+            [left, top] = [Math.max(left, clip.left), Math.max(top, clip.top)];
+            [right, bottom] = [Math.min(right, clip.right), Math.min(bottom, clip.bottom)];
+        }
+        const box = button.getBoundingClientRect();
+        return {name: button.innerText.trim(), box: [box.left, box.top, box.right, box.bottom],
+                glyph_width: glyph.width, visible_glyph_width: Math.max(0, right - left)};
+    })"""
+
+
+@pytest.mark.parametrize("width", [1024, 1280])
+def test_every_keyframe_control_is_visible_and_clickable_on_a_laptop_screen(tmp_path, monkeypatch, width):
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))  # no catalog model drawn before the pick
+    with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{base_url}/interpolate")
+        pick_weights_file(page, TINY_DCGAN_PATH, LOAD_TIMEOUT_MS)
+        page.wait_for_function(LOADED_IMAGES, arg=3, timeout=LOAD_TIMEOUT_MS)
+        for count in (4, 5, 6, 7):  # more than one row of keyframes
+            page.get_by_role("button", name="Add random").click()
+            page.wait_for_function(LOADED_IMAGES, arg=count, timeout=LOAD_TIMEOUT_MS)
+        page.wait_for_function(f"() => ({CONTROL_BOXES})(['✕']).length === 7", timeout=LOAD_TIMEOUT_MS)
+        controls = page.evaluate(CONTROL_BOXES, list(KEYFRAME_CONTROLS))
+        page.screenshot(path=str(tmp_path / f"keyframes-{width}.png"), full_page=True)
+        sidebar = page.locator('[data-testid="stSidebar"]').bounding_box()
+        assert sidebar and sidebar["width"] > 200, "the sidebar is open, as the user had it"
+
+        assert sorted(control["name"] for control in controls) == sorted(KEYFRAME_CONTROLS * 7)
+        for control in controls:
+            left, top, right, bottom = control["box"]
+            assert right - left >= 24 and bottom - top >= 24, f"{control} is too small to click"
+            assert left >= sidebar["x"] + sidebar["width"] and right <= width, f"{control} is outside the page"
+            assert control["glyph_width"] > 0 and control["visible_glyph_width"] >= control["glyph_width"] - 0.5, (
+                f"{control}'s symbol is clipped"
+            )
+        for first, second in itertools.combinations(controls, 2):
+            a, b = first["box"], second["box"]
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], f"{first} overlaps {second}"
+
+        page.get_by_role("button", name="✕").last.click()  # the last keyframe goes
+        page.wait_for_function(f"() => ({CONTROL_BOXES})(['✕']).length === 6", timeout=LOAD_TIMEOUT_MS)

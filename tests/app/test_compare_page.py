@@ -58,9 +58,12 @@ def test_the_page_starts_with_an_own_run_and_a_pretrained_model(runs_root, monke
 
 
 def test_own_run_and_another_model_show_faces_for_the_same_seeds(page):
-    assert row_captions(page) == ["run:tiny@20 (z_dim 100, resized from 32px)", f"{TINY} (z_dim 100)"]
+    assert row_captions(page) == [
+        "run:tiny@20 (z_dim 100, resized from 32px)",
+        f"{TINY} (z_dim 100, resized from 64px)",
+    ]
     summary = page.caption[0].value
-    assert summary.startswith("Seeds, left to right: 0, 1, 2, 3, 4, 5, 6, 7 · every face shown at 64x64")
+    assert summary.startswith("Seeds, left to right: 0, 1, 2, 3, 4, 5, 6, 7 · every face shown at 256x256")
     assert "All 2 models get the same latents for each seed (z_dim 100)" in summary
 
     page.sidebar.text_input(key="seeds_text").set_value("42,7").run()
@@ -80,7 +83,7 @@ def test_an_nvidia_network_with_another_latent_size_is_compared_and_the_caption_
     stylegan2 = str(REPO_ROOT / "tests" / "fixtures" / "nvidia" / "sg2.pkl")
     page.sidebar.text_area(key="more_models").set_value(f"{TINY}\n{stylegan2}").run()
     assert_no_exception(page)
-    assert row_captions(page)[2] == f"{stylegan2} (z_dim 96)"
+    assert row_captions(page)[2] == f"{stylegan2} (z_dim 96, resized from 64px)"
     summary = page.caption[0].value
     assert f"run:tiny@20, {TINY} share latents (z_dim 100)" in summary
     assert f"{stylegan2} has its own latents (z_dim 96)" in summary
@@ -100,7 +103,7 @@ def test_quality_table_has_fid_and_kid_for_each_model(page, tiny_model, tmp_path
     for index, face in enumerate(tiny_model.sample(seeds=range(1000, 1012))):
         Image.fromarray(face).save(reference / f"{index:02d}.png")
     page.text_input(key="reference").set_value(str(reference))
-    page.number_input(key="metrics_n").set_value(8).run()
+    page.number_input(key="metrics_n").set_value(50).run()
     page.button(key="compute_metrics").click().run()
     assert_no_exception(page)
     assert not page.error, [error.value for error in page.error]
@@ -108,7 +111,7 @@ def test_quality_table_has_fid_and_kid_for_each_model(page, tiny_model, tmp_path
     assert set(rows) == {"run:tiny@20", TINY}
     for row in rows.values():
         assert math.isfinite(row["FID"]) and row["FID"] > 0 and math.isfinite(row["KID"])
-        assert row["generated"] == 8 and row["reference images"] == 12
+        assert row["generated"] == 50 and row["reference images"] == 12
     # the reference pictures are the tiny model's own; 20 steps of an 8-channel DCGAN make grey blobs
     assert rows[TINY]["FID"] < rows["run:tiny@20"]["FID"]
     assert [button.label for button in page.get("download_button")] == ["Download results (JSON)"]

@@ -64,6 +64,25 @@ def test_keyframes_show_thumbnails_and_can_be_added_reordered_and_removed():
     assert keyframe_captions(app) == ["1: seed 7", "2: seed 99", "3: seed 42"]
 
 
+def test_a_negative_seed_is_refused_in_plain_words_and_adds_nothing():
+    app = open_page()
+    app.number_input(key="new_seed").set_value(-5).run()
+    assert [error.value for error in app.error] == [
+        "Seed -5 cannot be added: seeds are whole numbers from 0 to 4,294,967,295."
+    ]
+    assert app.button(key="add_seed").disabled
+    assert keyframe_captions(app) == ["1: seed 1", "2: seed 7", "3: seed 42"]
+
+
+def test_removing_keyframes_below_two_says_what_to_do_in_the_apps_words():
+    app = open_page()
+    app.button(key="remove_2").click().run()
+    app.button(key="remove_1").click().run()
+    message = app.error[0].value
+    assert message.startswith("A clip needs at least 2 keyframes; got 1 seed(s). Add seeds, or random ones ('Add random'")
+    assert "--seeds" not in message
+
+
 def test_thumbnails_follow_the_selected_runs_newest_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEGEN_RUNS", str(tmp_path))
     run_dir = write_run_with_checkpoints(tmp_path / "tiny", [10])

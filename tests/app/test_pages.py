@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from facegen.images import make_grid, resize_image
 from tests.app.conftest import with_tiny_model
 from tests.conftest import TINY_DCGAN_PATH
 
@@ -38,12 +39,26 @@ def test_sample_page_shows_the_models_16_faces_for_seeds_0_to_15(tiny_model, pag
     assert not app.error
     shown = dict(page_pictures(app))
     faces = tiny_model.sample(seeds=range(16))
-    for seed, face in enumerate(faces):
-        assert np.array_equal(shown[f"seed {seed}"], face), f"seed {seed} shows other pixels than the model draws"
-    grid_caption = f"{TINY_DCGAN_PATH} · seeds 0-15 · psi 1.0"
-    assert shown[grid_caption].shape == (256, 256, 3)
-    assert np.array_equal(shown[grid_caption][:64, 64:128], faces[1])
+    for seed, face in enumerate(faces):  # 64 px faces are shown 4x larger, enlarged with Lanczos
+        expected = resize_image(face, (256, 256), "lanczos")
+        assert np.array_equal(shown[f"seed {seed}"], expected), f"seed {seed} shows other pixels than the model draws"
+    grid_caption = f"{TINY_DCGAN_PATH} · seeds 0-15 · psi 1.0 · 64×64 px, shown ×4 (Lanczos)"
+    assert shown[grid_caption].shape == (1024, 1024, 3)
+    assert np.array_equal(shown[grid_caption], resize_image(make_grid(faces, 4), (1024, 1024), "lanczos"))
     assert len({shown[f"seed {seed}"].tobytes() for seed in range(16)}) == 16
+
+
+def test_sample_page_shows_small_faces_large_and_says_their_own_size(page_pictures):
+    app = open_sample_page()
+    grid = app.get("image")[0]
+    assert grid.captions[0].endswith("64×64 px, shown ×4 (Lanczos)")
+    assert app.get("download_button")[0].proto.label == "Download grid (PNG)"
+
+    app.button(key="enlarge_3").click().run()
+
+    assert not app.exception
+    enlarged = dict(page_pictures(app))[f"{TINY_DCGAN_PATH} · seed 3 · 64×64 px, shown ×8 (Lanczos)"]
+    assert enlarged.shape == (512, 512, 3)
 
 
 def test_sample_page_shows_bad_seeds_as_an_error_not_a_traceback():
@@ -69,3 +84,15 @@ def test_sidebar_offers_this_machines_devices_and_refuses_emulated_bfloat16(monk
     app.sidebar.selectbox(key="precision").set_value("bf16").run()
     assert not app.exception
     assert any("bfloat16 was requested but this CPU" in error.value for error in app.error)
+
+
+def test_psi_is_labelled_for_what_it_does_on_each_kind_of_model():
+    app = open_sample_page()
+    slider = next(slider for slider in app.sidebar.slider if "psi" in slider.label)
+    assert slider.label == "Latent scale (psi)"
+    assert "no W space" in slider.help and "multiplies z" in slider.help and "typical faces" not in slider.help
+
+    app.sidebar.text_input(key="model_path").set_value(str(REPO_ROOT / "tests/fixtures/nvidia/sg2.pkl")).run()
+    assert not app.exception
+    psi = next(slider for slider in app.sidebar.slider if "psi" in slider.label)
+    assert psi.label == "Truncation psi" and "average face" in psi.help

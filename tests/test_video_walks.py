@@ -90,6 +90,7 @@ def test_sample_cutoff_gives_nvidias_image_and_records_it(case, tmp_path):
 def test_video_cutoff_frames_are_the_samples_of_that_cutoff(sg2, tmp_path):
     walk = tmp_path / "walk.mp4"
     arguments = ["--model", SG2, "--seeds", "5,7", "--psi", "0.5", "--cutoff", "2", "--frames-per-transition", "4"]
+    arguments += ["--upscale", "1"]  # frames at the model's own size, to compare with its samples
     assert run_video(*arguments, "--out", str(walk)) == 0
     recipe = read_clip_recipe(walk)
     assert recipe.truncation_cutoff == 2 and recipe.space == "w"
@@ -142,7 +143,8 @@ def test_cli_walks_through_face_pngs_and_replays_them(tiny_model, tmp_path, caps
     second = save_face(tiny_model, Face.from_seed(tiny_model, 9), tmp_path / "second.png")
     walk = tmp_path / "walk.mp4"
     faces = f"{first},{second}"
-    assert run_video("--faces", faces, "--seeds", "4", "--frames-per-transition", "3", "--out", str(walk)) == 0
+    arguments = ["--faces", faces, "--seeds", "4", "--frames-per-transition", "3", "--upscale", "1"]
+    assert run_video(*arguments, "--out", str(walk)) == 0
     recipe = read_clip_recipe(tmp_path / "walk.json")
     assert recipe.model == Face.from_png(first).model and [keyframe.position for keyframe in recipe.keyframe_faces] == [
         1,
@@ -194,6 +196,7 @@ def test_cli_sweeps_a_named_direction_through_a_seed(tiny_model, tmp_path, direc
     save_directions(tiny_model, sefa_directions(tiny_model, count=3))
     walk = tmp_path / "sweep.mp4"
     arguments = ["--walk", "sweep", "--direction", "sefa-01", "--amount", "5", "--frames-per-transition", "4"]
+    arguments += ["--upscale", "1"]
     assert run_video("--model", str(TINY_DCGAN_PATH), "--seeds", "12", *arguments, "--out", str(walk)) == 0
     recipe = read_clip_recipe(walk)
     assert (recipe.walk, recipe.sweep.direction, recipe.sweep.amount) == ("sweep", "sefa-01", 5.0)

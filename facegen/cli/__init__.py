@@ -9,7 +9,7 @@ import sys
 from facegen.errors import FacegenError
 
 # one module per command, each with `add_parser(subparsers)` that sets `run=` on its parser
-COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics")
+COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics", "project")
 
 
 def build_parser() -> argparse.ArgumentParser:

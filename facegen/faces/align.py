@@ -122,6 +122,17 @@ class AlignedFace:
     face_index: int
     faces: tuple[DetectedFace, ...]
 
+    def source(self, photo_name: str) -> dict:
+        """Where the face came from, for the recipes of the files made from it."""
+        return {
+            "photo": photo_name,
+            "face_index": self.face_index,
+            "faces_found": len(self.faces),
+            "box": [round(value, 2) for value in self.face.box],
+            "landmarks": np.round(self.face.landmarks, 2).tolist(),
+            "aligned_size": len(self.image),
+        }
+
 
 def choose_face(faces: list[DetectedFace], face_index: int | None, photo_name: str = "the photo") -> int:
     """The index of the face to use: the largest (0) unless `face_index` picks another, largest first."""

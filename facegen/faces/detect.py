@@ -105,7 +105,7 @@ class FaceDetector:
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         height, width = image.shape[:2]
         shrink = max(1.0, max(height, width) / DETECTION_MAX_SIDE)
-        pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        pixels = torch.from_numpy(np.array(image, np.float32)).permute(2, 0, 1)[None]
         if shrink > 1:
             pixels = F.interpolate(pixels, size=(round(height / shrink), round(width / shrink)), mode="area")
         boxes = self._propose(pixels)

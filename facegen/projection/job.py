@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -54,15 +53,7 @@ def project_photo(
         if video:
             video.abort()
         raise
-    source = {
-        "photo": photo_name,
-        "photo_pixels_sha256": hashlib.sha256(np.ascontiguousarray(photo).tobytes()).hexdigest(),
-        "face_index": aligned.face_index,
-        "faces_found": len(aligned.faces),
-        "box": [round(value, 2) for value in aligned.face.box],
-        "landmarks": np.round(aligned.face.landmarks, 2).tolist(),
-        "aligned_size": generator.resolution,
-    }
+    source = aligned.source(photo_name)
     recipe = face_recipe(model_spec, generator, result, settings, (perceptual.name, perceptual.sha256), source)
     try:
         return write_projection(directory, aligned.image, result, recipe, video_partial)

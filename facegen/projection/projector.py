@@ -116,7 +116,7 @@ def target_tensor(target: np.ndarray, generator: Generator) -> torch.Tensor:
             f"The target image is {target.shape} {target.dtype}; projection needs uint8 [{resolution}, {resolution}, 3] "
             "(align the photo at the model's resolution)."
         )
-    return torch.from_numpy(target).permute(2, 0, 1)[None].float().to(generator.device)
+    return torch.from_numpy(np.array(target, np.float32)).permute(2, 0, 1)[None].to(generator.device)
 
 
 def w_statistics(generator: Generator, samples: int) -> tuple[torch.Tensor, float]:

@@ -55,17 +55,24 @@ def run_project(args: argparse.Namespace) -> int:
         perceptual = PerceptualDistance.load(args.perceptual, args.device, progress)
     with download_bar(args.model) as progress:
         generator = load_generator(args.model, device=args.device, progress=progress)
-    with tqdm(total=settings.steps, desc="projecting", unit="step", leave=False) as bar:
+    bars: list[tqdm] = []
 
-        def show(update: ProjectionUpdate) -> None:
-            bar.update(update.step - bar.n)
-            if update.distance is not None:
-                bar.set_postfix(distance=f"{update.distance:.4f}")
+    def show(update: ProjectionUpdate) -> None:
+        # created at the first step, so a photo without a face fails without a bar drawn first
+        if not bars:
+            bars.append(tqdm(total=settings.steps, desc="projecting", unit="step", leave=False))
+        bars[0].update(update.step - bars[0].n)
+        if update.distance is not None:
+            bars[0].set_postfix(distance=f"{update.distance:.4f}")
 
+    try:
         outputs = project_photo(
             photo, generator, args.model, perceptual, args.out, settings, args.face, Path(args.image).name, show,
             write_video=not args.no_video,
         )  # fmt: skip
+    finally:
+        for bar in bars:
+            bar.close()
     for field in dataclasses.fields(outputs):
         value = getattr(outputs, field.name)
         if isinstance(value, Path) and field.name != "directory":

@@ -74,8 +74,10 @@ def vgg16_stand_in() -> LpipsStandIn:
 
 
 def save_scripted(module: nn.Module, path: Path) -> Path:
-    """The module as a TorchScript file, as NVIDIA's vgg16.pt is stored."""
+    """The module as a TorchScript file, as NVIDIA's vgg16.pt is stored: with parameters that need no gradient
+    (NVIDIA's projector computes the target's features outside no_grad and reuses them every step, which only
+    works when no graph hangs on them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch deprecates TorchScript; the file format is the point
-        torch.jit.save(torch.jit.script(module.eval()), str(path))
+        torch.jit.save(torch.jit.script(module.eval().requires_grad_(False)), str(path))
     return path

@@ -81,7 +81,7 @@ class PlainLoop:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        print(f"step {self.step_index + 1}: dist {distance:.4f} loss {float(loss):.4f}", end="\r")
+        print(f"step {self.step_index + 1}: dist {float(distance):.4f} loss {float(loss):.4f}", end="\r")
         with torch.no_grad():
             for noise in self.noise_maps:
                 noise -= noise.mean()
@@ -140,17 +140,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=4, help="timed steps per loop and model")
     parser.add_argument("--full-dcgan", action="store_true", help="also time the 1,000-step DCGAN default end to end")
+    parser.add_argument("--only", choices=("stylegan2", "dcgan"), help="time one model only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
         vgg16_path = save_scripted(vgg16_stand_in(), Path(scratch) / "vgg16-stand-in.pt")
         perceptual = PerceptualDistance.load(vgg16_path)
         cases = [
-            ("StyleGAN2 256 px, w", stylegan2_256(), plain_stylegan_loop, "w"),
-            ("DCGAN 64 px (digiface-dcgan64), z", load_generator("digiface-dcgan64"), plain_dcgan_loop, "z"),
+            ("StyleGAN2 256 px, w", stylegan2_256, plain_stylegan_loop, "w"),
+            ("DCGAN 64 px (digiface-dcgan64), z", lambda: load_generator("digiface-dcgan64"), plain_dcgan_loop, "z"),
         ]
+        if args.only:
+            cases = [case for case in cases if case[0].lower().startswith(args.only)]
         print(f"threads {args.threads}; perceptual network: VGG16-sized LPIPS stand-in")
-        for title, generator, plain_loop, space in cases:
+        for title, make_generator, plain_loop, space in cases:
+            generator = make_generator()
             target = generator.sample(seeds=[1])[0]
             settings = ProjectionSettings(steps=1000, space=space, w_average_samples=1000)
             projection = Projection(generator, target, perceptual, settings)
@@ -159,7 +163,7 @@ def main() -> None:
             ours, plain = seconds_per_step(projection.step, loop.step, args.steps)
             print(f"{title}: facegen {ours:.3f} s/step  plain NVIDIA-style {plain:.3f} s/step  speed-up {plain / ours:.2f}x", flush=True)
         if args.full_dcgan:
-            generator = cases[1][1]
+            generator = load_generator("digiface-dcgan64")
             target = generator.sample(seeds=[1])[0]
             start = time.perf_counter()
             project(generator, target, perceptual, ProjectionSettings(steps=1000))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from facegen.errors import FacegenError
 
 # one module per command, each with `add_parser(subparsers)` that sets `run=` on its parser
-COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics", "edit", "directions")
+COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics", "edit", "directions", "project")
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -1,0 +1,111 @@
+"""The perceptual distance projection minimises: LPIPS over VGG16, as NVIDIA's projector computes it.
+
+The network is NVIDIA's TorchScript file `vgg16.pt` (catalog entry `[networks.lpips-vgg16]`), or any TorchScript
+module with its calling convention, which `projector.py` of stylegan2-ada-pytorch uses:
+
+    features = vgg16(images, resize_images=False, return_lpips=True)
+
+images: float [N, 3, H, W], RGB in [0, 255]; features [N, F] whose squared Euclidean distance is the LPIPS distance.
+Images larger than 256 px are area-averaged to 256x256 first, as NVIDIA does (VGG16 was trained on 224 px images).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from facegen import hub, registry
+from facegen.errors import FacegenError, FetchError
+
+PERCEPTUAL_NETWORK = "lpips-vgg16"
+MAX_INPUT_SIZE = 256
+PROBE_SIZE = 32  # a tiny image checks the calling convention when the network is loaded
+
+
+class PerceptualDistance:
+    """Features of [0, 255] images for LPIPS distances, from a network prepared for optimisation.
+
+    The preparation is the place of this module's speed choices: the network's parameters never need gradients
+    (only the image does), so they are frozen; its weights and inputs are channels_last, the layout oneDNN's CPU
+    convolutions work in.
+    """
+
+    def __init__(self, network: torch.jit.ScriptModule, name: str, sha256: str, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+        self.network = network.eval().to(self.device, memory_format=torch.channels_last)
+        self.name = name
+        self.sha256 = sha256
+        self._check_calling_convention()
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        progress: hub.ProgressCallback | None = None,
+    ) -> PerceptualDistance:
+        """The network at `path` (any TorchScript file with NVIDIA's calling convention), else NVIDIA's vgg16.pt
+        from the cache, fetched and verified on first use."""
+        if path is None:
+            path = default_network_path(progress)
+            name = PERCEPTUAL_NETWORK
+        else:
+            path = Path(path).expanduser()
+            if not path.is_file():
+                raise FacegenError(f"Perceptual network {path} does not exist. Check the path given to --perceptual.")
+            name = path.name
+        sha256 = hub.sha256_file(path)
+        # torch.jit.load runs no Python from the file (TorchScript compiles to torch's own IR, tensors come through
+        # torch's restricted unpickler). torch deprecates TorchScript, but NVIDIA's file has no other loader.
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*deprecated", category=FutureWarning)
+                network = torch.jit.load(str(path), map_location="cpu")
+        except (RuntimeError, ValueError, OSError) as error:
+            raise FacegenError(
+                f"{path} is not a TorchScript file ({str(error).splitlines()[0][:120]}). Give NVIDIA's vgg16.pt or "
+                "another network saved with torch.jit.save."
+            ) from None
+        return cls(network, name, sha256, device)
+
+    def _check_calling_convention(self) -> None:
+        probe = torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE, device=self.device)
+        try:
+            with torch.inference_mode():
+                features = self.network(probe, resize_images=False, return_lpips=True)
+        except Exception as error:  # TorchScript raises its own error types for a wrong signature
+            raise FacegenError(
+                f"Perceptual network {self.name} cannot be called as vgg16(images, resize_images=False, "
+                f"return_lpips=True): {str(error).strip().splitlines()[-1][:160]}"
+            ) from None
+        if not isinstance(features, torch.Tensor) or features.ndim != 2 or len(features) != 1:
+            raise FacegenError(
+                f"Perceptual network {self.name} returned {type(features).__name__} for one image; a perceptual "
+                "network returns features [N, F]."
+            )
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """float [N, 3, H, W] in [0, 255] -> features [N, F]; differentiable with respect to the images."""
+        if images.shape[2] > MAX_INPUT_SIZE:
+            images = F.interpolate(images, size=(MAX_INPUT_SIZE, MAX_INPUT_SIZE), mode="area")
+        images = images.contiguous(memory_format=torch.channels_last)
+        return self.network(images, resize_images=False, return_lpips=True)
+
+
+def default_network_path(progress: hub.ProgressCallback | None = None) -> Path:
+    """NVIDIA's vgg16.pt in the cache; a FetchError that says how to get it when it cannot be downloaded."""
+    try:
+        return registry.fetch_network(PERCEPTUAL_NETWORK, progress)
+    except FetchError as error:
+        entry = registry.network_entry(PERCEPTUAL_NETWORK)
+        url = hub.describe_source(entry.sources[0]) if entry.sources else "NVIDIA's stylegan2-ada-pytorch release"
+        raise FetchError(
+            f"The perceptual network {entry.filename} (LPIPS VGG16) is not in the cache and could not be downloaded "
+            f"({error}). Download {url} where it is reachable and pass its path with --perceptual PATH (or place it "
+            f"at {registry.network_path(entry)})."
+        ) from None

@@ -16,13 +16,15 @@ from PIL import Image
 
 from facegen import hub, registry
 from facegen.cli import main as cli_main
+from facegen.editing import Face, render_face
 from facegen.errors import FacegenError, FetchError
+from facegen.images import read_recipe
 from facegen.projection.job import ProjectionJob, project_photo
-from facegen.projection.outputs import load_projected_face, render_projected_face
+from facegen.projection.outputs import face_from_projected_w, load_projected_face
 from facegen.projection.perceptual import PerceptualDistance
 from facegen.projection.projector import ProjectionSettings, project
-from facegen.registry import load_generator
-from tests.conftest import REPO_ROOT
+from facegen.registry import load_generator, load_recorded_generator
+from tests.conftest import REPO_ROOT, TINY_DCGAN_PATH
 from tests.perceptual_stand_in import save_scripted, tiny_stand_in
 
 SG2_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "nvidia" / "sg2.pkl"
@@ -49,10 +51,11 @@ def psnr(image: np.ndarray, target: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / np.mean((image.astype(float) - target.astype(float)) ** 2)))
 
 
-def test_projecting_the_dcgans_own_image_recovers_it(dcgan, perceptual):
-    target = dcgan.sample(seeds=[7])[0]
-    result = project(dcgan, target, perceptual, ProjectionSettings(steps=150, space="z"))
-    assert result.space == "z" and result.z.shape == (1, 100) and result.w is None
+@pytest.mark.needs_package_index
+def test_projecting_the_shipped_dcgans_own_image_recovers_it(shipped_dcgan, perceptual):
+    target = shipped_dcgan.sample(seeds=[7])[0]
+    result = project(shipped_dcgan, target, perceptual, ProjectionSettings(steps=150, space="z"))
+    assert result.space == "z" and result.face.latent.values.shape == (100,) and result.w is None
     assert psnr(result.image, target) >= 30
 
 
@@ -69,42 +72,60 @@ def test_projecting_a_stylegan2_image_in_w_plus_recovers_it(perceptual):
     # optimises them, which real photos need); a pixel term helps the small stand-in network.
     settings = ProjectionSettings(steps=300, space="w+", optimize_noise=False, pixel_weight=10.0)
     result = project(generator, target, perceptual, settings)
-    assert result.w.shape == (1, 10, 128)
+    assert result.w.shape == (1, 10, 96)
     assert psnr(result.image, target) >= 30
+
+
+def projected_pixels(outputs) -> np.ndarray:
+    return np.asarray(Image.open(outputs.projected))
 
 
 def test_projection_folder_round_trips_bit_for_bit(tmp_path, perceptual, astronaut_path):
     generator = load_generator(str(SG2_FIXTURE))
     photo = np.asarray(Image.open(astronaut_path))
     outputs = project_photo(
-        photo, generator, str(SG2_FIXTURE), perceptual, tmp_path / "face", ProjectionSettings(steps=4, space="w"),
+        photo, generator, perceptual, tmp_path / "face", ProjectionSettings(steps=4, space="w"),
         photo_name="astronaut.png",
     )  # fmt: skip
     assert sorted(path.name for path in (tmp_path / "face").iterdir()) == [
-        "aligned.png", "face.json", "progress.mp4", "projected.png", "projected_w.npz",
+        "aligned.png", "face.json", "progress.mp4", "projected.png", "projected_w.npz", "projection.json",
     ]  # fmt: skip
     with np.load(outputs.latent) as latent:
-        assert list(latent.keys()) == ["w"] and latent["w"].shape == (1, 10, 128) and latent["w"].dtype == np.float32
+        assert list(latent.keys()) == ["w"] and latent["w"].shape == (1, 10, 96) and latent["w"].dtype == np.float32
     recipe = json.loads(outputs.face.read_text())
-    assert recipe["model_sha256"] == generator.info.file_sha256 and recipe["space"] == "w"
-    assert recipe["latent_file"] == "projected_w.npz" and recipe["source"]["face_index"] == 0
-    from facegen.images import read_recipe
-
+    assert recipe["format"] == "facegen-face" and recipe["model"] == str(SG2_FIXTURE)
+    assert recipe["model_sha256"] == generator.identity.weights_sha256 and recipe["latent"]["space"] == "w"
     assert read_recipe(outputs.projected) == recipe
+    details = json.loads(outputs.record.read_text())
+    assert details["steps_done"] == 4 and details["source"]["face_index"] == 0
+
     face = load_projected_face(tmp_path / "face")
-    rendered = render_projected_face(face, load_generator(str(SG2_FIXTURE)))
-    assert np.array_equal(rendered, np.asarray(Image.open(outputs.projected)))
+    fresh = load_recorded_generator(face.model, face.model_sha256, "face.json")
+    assert np.array_equal(render_face(fresh, face), projected_pixels(outputs))
+    assert np.array_equal(render_face(fresh, Face.from_png(outputs.projected)), projected_pixels(outputs))
+    from_npz = face_from_projected_w(outputs.latent, fresh)
+    assert from_npz.latent.space == "w+" and np.array_equal(render_face(fresh, from_npz), projected_pixels(outputs))
 
 
-def test_z_faces_round_trip_through_face_json(tmp_path, dcgan, perceptual, astronaut_path):
+def test_projected_png_opens_in_edit(tmp_path, perceptual, astronaut_path):
     photo = np.asarray(Image.open(astronaut_path))
     outputs = project_photo(
-        photo, dcgan, "digiface-dcgan64", perceptual, tmp_path / "face", ProjectionSettings(steps=3), write_video=False
+        photo, load_generator(str(SG2_FIXTURE)), perceptual, tmp_path / "face", ProjectionSettings(steps=2, space="w+"),
+        write_video=False,
+    )  # fmt: skip
+    assert cli_main(["edit", "--from", str(outputs.projected), "--out", str(tmp_path / "edited.png")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "edited.png")), projected_pixels(outputs))
+
+
+def test_z_faces_round_trip_through_face_json(tmp_path, tiny_model, perceptual, astronaut_path):
+    photo = np.asarray(Image.open(astronaut_path))
+    outputs = project_photo(
+        photo, tiny_model, perceptual, tmp_path / "face", ProjectionSettings(steps=3), write_video=False
     )
     assert outputs.latent is None and outputs.video is None
     face = load_projected_face(outputs.face)
-    assert face.space == "z" and face.z.shape == (1, 100)
-    assert np.array_equal(render_projected_face(face, dcgan), np.asarray(Image.open(outputs.projected)))
+    assert face.latent.space == "z" and face.latent.values.shape == (100,)
+    assert np.array_equal(render_face(tiny_model, face), projected_pixels(outputs))
 
 
 def test_a_model_file_changed_since_projection_is_refused(tmp_path, perceptual, astronaut_path):
@@ -112,26 +133,27 @@ def test_a_model_file_changed_since_projection_is_refused(tmp_path, perceptual, 
     shutil.copyfile(SG2_FIXTURE, model)
     photo = np.asarray(Image.open(astronaut_path))
     project_photo(
-        photo, load_generator(str(model)), str(model), perceptual, tmp_path / "face", ProjectionSettings(steps=2),
+        photo, load_generator(str(model)), perceptual, tmp_path / "face", ProjectionSettings(steps=2),
         write_video=False,
     )  # fmt: skip
     shutil.copyfile(REPO_ROOT / "tests" / "fixtures" / "nvidia" / "ada.pkl", model)
-    with pytest.raises(FacegenError, match="weights changed since this face was projected"):
-        render_projected_face(load_projected_face(tmp_path / "face"), load_generator(str(model)))
+    face = load_projected_face(tmp_path / "face")
+    with pytest.raises(FacegenError, match="weights differ from those face.json was made with"):
+        load_recorded_generator(face.model, face.model_sha256, "face.json")
+    with pytest.raises(FacegenError, match="was made with another model"):
+        render_face(load_generator(str(model)), face)
 
 
-def test_a_stopped_projection_writes_the_face_reached_so_far(tmp_path, dcgan, perceptual, astronaut_path):
+def test_a_stopped_projection_writes_the_face_reached_so_far(tmp_path, tiny_model, perceptual, astronaut_path):
     photo = np.asarray(Image.open(astronaut_path))
-    job = ProjectionJob(
-        photo, dcgan, "digiface-dcgan64", perceptual, tmp_path / "face", ProjectionSettings(steps=100_000, preview_every=1)
-    )
+    job = ProjectionJob(photo, tiny_model, perceptual, tmp_path / "face", ProjectionSettings(steps=100_000, preview_every=1))
     while job.preview is None and not job.finished:
         job.wait(0.05)
     job.stop()
     assert job.wait(120) and job.error is None
     assert job.preview.shape == (64, 64, 3) and job.distance is not None
     assert 0 < job.outputs.result.steps_done < 100_000 and job.outputs.result.stopped_early
-    assert json.loads(job.outputs.face.read_text())["projection"]["steps_done"] == job.outputs.result.steps_done
+    assert json.loads(job.outputs.record.read_text())["steps_done"] == job.outputs.result.steps_done
 
 
 def cli_error(capsys, *args: str) -> str:
@@ -143,7 +165,7 @@ def cli_error(capsys, *args: str) -> str:
 
 def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path, capsys, stand_in_path):
     out = tmp_path / "out"
-    common = ["project", "--model", "digiface-dcgan64", "--perceptual", str(stand_in_path), "--steps", "2", "--out", str(out)]
+    common = ["project", "--model", str(TINY_DCGAN_PATH), "--perceptual", str(stand_in_path), "--steps", "2", "--out", str(out)]
     text = tmp_path / "photo.jpg"
     text.write_text("hello")
     assert "not an image" in cli_error(capsys, *common, "--image", str(text))
@@ -155,6 +177,8 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path, capsys, sta
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(decompression_bomb_png(30_000, 30_000))
     assert "too large to decode safely" in cli_error(capsys, *common, "--image", str(bomb))
+    unsupported = ["--device", "cpu", "--precision", "fp16"]
+    assert "float16 was requested" in cli_error(capsys, *common, *unsupported, "--image", str(coffee))
     assert not out.exists() or not any(out.iterdir())
 
 

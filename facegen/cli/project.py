@@ -8,15 +8,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
+from facegen.errors import FacegenError
 from facegen.faces.align import find_and_align
 from facegen.faces.photo import read_photo
-from facegen.errors import FacegenError
 from facegen.images import check_writable_dir, png_bytes, write_atomically
 from facegen.projection.job import project_photo
 from facegen.projection.perceptual import PerceptualDistance
 from facegen.projection.projector import SPACES, ProjectionSettings, ProjectionUpdate
-from facegen.registry import load_generator
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     project.add_argument("--face", type=int, help="which face, largest first (default 0: the largest)")
     project.add_argument("--perceptual", metavar="PATH", help="LPIPS network file (default: NVIDIA's vgg16.pt, fetched)")
     project.add_argument("--no-video", action="store_true", help="skip progress.mp4")
-    project.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_device_options(project)
     project.add_argument("--out", required=True, help="output folder")
     project.set_defaults(run=run_project)
 
@@ -50,11 +50,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_project(args: argparse.Namespace) -> int:
     # everything cheap and everything that can fail offline comes before the model and the optimisation
     settings = ProjectionSettings(steps=args.steps, space=args.space, seed=args.seed)
+    device = checked_device(args)
     photo = read_photo(args.image)
     with download_bar("perceptual network") as progress:
-        perceptual = PerceptualDistance.load(args.perceptual, args.device, progress)
+        perceptual = PerceptualDistance.load(args.perceptual, device, progress)
     with download_bar(args.model) as progress:
-        generator = load_generator(args.model, device=args.device, progress=progress)
+        generator = load_generator_for(args, args.model, device, progress)
     bars: list[tqdm] = []
 
     def show(update: ProjectionUpdate) -> None:
@@ -67,7 +68,7 @@ def run_project(args: argparse.Namespace) -> int:
 
     try:
         outputs = project_photo(
-            photo, generator, args.model, perceptual, args.out, settings, args.face, Path(args.image).name, show,
+            photo, generator, perceptual, args.out, settings, args.face, Path(args.image).name, show,
             write_video=not args.no_video,
         )  # fmt: skip
     finally:

@@ -13,7 +13,7 @@ from facegen.errors import FacegenError
 from facegen.faces.align import find_and_align
 from facegen.generator import Generator
 from facegen.images import check_writable_dir
-from facegen.projection.outputs import VIDEO_NAME, ProgressVideo, ProjectionOutputs, face_recipe, write_projection
+from facegen.projection.outputs import VIDEO_NAME, ProgressVideo, ProjectionOutputs, projection_record, write_projection
 from facegen.projection.perceptual import PerceptualDistance
 from facegen.projection.projector import ProjectionCallback, ProjectionSettings, ProjectionUpdate, project
 
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 def project_photo(
     photo: np.ndarray,
     generator: Generator,
-    model_spec: str,
     perceptual: PerceptualDistance,
     out_dir: str | Path,
     settings: ProjectionSettings = ProjectionSettings(),
@@ -53,10 +52,9 @@ def project_photo(
         if video:
             video.abort()
         raise
-    source = aligned.source(photo_name)
-    recipe = face_recipe(model_spec, generator, result, settings, (perceptual.name, perceptual.sha256), source)
+    details = projection_record(result, settings, (perceptual.name, perceptual.sha256), aligned.source(photo_name))
     try:
-        return write_projection(directory, aligned.image, result, recipe, video_partial)
+        return write_projection(directory, aligned.image, result, details, video_partial)
     finally:
         if video_partial is not None:
             video_partial.unlink(missing_ok=True)
@@ -70,7 +68,6 @@ class ProjectionJob:
         self,
         photo: np.ndarray,
         generator: Generator,
-        model_spec: str,
         perceptual: PerceptualDistance,
         out_dir: str | Path,
         settings: ProjectionSettings = ProjectionSettings(),
@@ -87,17 +84,17 @@ class ProjectionJob:
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run,
-            args=(photo, generator, model_spec, perceptual, out_dir, settings, face_index, photo_name, write_video),
+            args=(photo, generator, perceptual, out_dir, settings, face_index, photo_name, write_video),
             daemon=True,
             name="projection",
         )
         self._thread.start()
 
     def _run(self, *arguments: object) -> None:
-        photo, generator, model_spec, perceptual, out_dir, settings, face_index, photo_name, write_video = arguments
+        photo, generator, perceptual, out_dir, settings, face_index, photo_name, write_video = arguments
         try:
             self.outputs = project_photo(
-                photo, generator, model_spec, perceptual, out_dir, settings, face_index, photo_name,
+                photo, generator, perceptual, out_dir, settings, face_index, photo_name,
                 self._update, self._stop, write_video,
             )  # fmt: skip
         except FacegenError as error:

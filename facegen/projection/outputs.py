@@ -1,13 +1,15 @@
 """What a projection leaves in its folder, and reading a projected face back.
 
-    aligned.png       the aligned target the model was fitted to
-    projected.png     the projected face, its face recipe in the PNG's `facegen` text chunk
-    face.json         the face recipe: model spec, the weights' sha256, latent space, and where the latent is
+    aligned.png       the aligned target the model was fitted to (where it came from in its `facegen` text chunk)
+    projected.png     the projected face, its face recipe in the PNG's `facegen` text chunk (`Face.from_png`)
+    face.json         the face recipe (`facegen.editing.Face`): model spec, the weights' sha256, the latent inline
     projected_w.npz   models with a W space: key `w`, float32 [1, num_ws, w_dim], as NVIDIA's projector writes it
+    projection.json   how the face was found: steps, seed, settings, final distance, perceptual network, the photo
     progress.mp4      target | current image, one frame per optimisation step
 
-Models without a W space (DCGAN family, ProGAN) have no projected_w.npz: their z, float32 [1, z_dim], is stored in
-face.json under "z". A StyleGAN projected in z keeps its z there too, and its w (the z mapped) in the npz.
+The face's latent is what was optimised: z (DCGAN family, ProGAN, or a StyleGAN projected in z), one w, or w+.
+projected_w.npz holds the same face as ws, so NVIDIA's tools read it; rendering face.json, projected.png's recipe or
+projected_w.npz (as a w+ face) gives projected.png's pixels, bit for bit.
 
 Everything is written to hidden `.NAME.partial` files first and renamed into place only once every file is
 complete, so a failed or interrupted projection leaves the folder as it was.
@@ -15,7 +17,6 @@ complete, so a failed or interrupted projection leaves the folder as it was.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -23,16 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
+from facegen.editing import Face
 from facegen.errors import FacegenError
+from facegen.formats.projected_w import projected_w_bytes, read_projected_w
 from facegen.generator import Generator
 from facegen.images import check_writable_dir, png_bytes
-from facegen.projection.projector import ProjectionResult, ProjectionSettings, render_latent
-from facegen.video import FfmpegPipe, mp4_arguments, model_fingerprint
+from facegen.projection.projector import ProjectionResult, ProjectionSettings
+from facegen.video import FfmpegPipe, mp4_arguments
 
-FACE_FORMAT = "facegen-face"
-FACE_VERSION = 1
+PROJECTION_FORMAT = "facegen-projection"
+PROJECTION_VERSION = 1
 ALIGNED_NAME, PROJECTED_NAME, FACE_NAME = "aligned.png", "projected.png", "face.json"
-LATENT_NAME, VIDEO_NAME = "projected_w.npz", "progress.mp4"
+LATENT_NAME, RECORD_NAME, VIDEO_NAME = "projected_w.npz", "projection.json", "progress.mp4"
 VIDEO_FPS = 25
 VIDEO_BATCH_FRAMES = 16
 
@@ -41,38 +44,23 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
-def face_recipe(
-    model_spec: str,
-    generator: Generator,
-    result: ProjectionResult,
-    settings: ProjectionSettings,
-    perceptual: tuple[str, str],
-    source: dict,
+def projection_record(
+    result: ProjectionResult, settings: ProjectionSettings, perceptual: tuple[str, str], source: dict
 ) -> dict:
-    """The face recipe of a projection: what renders the face again, and how it was found.
-
-    This is the one place that decides the recipe's content, so it can become the face-editing `Face` later.
-    """
+    """How a projection found its face (projection.json): enough to run it again and judge it."""
     return {
-        "format": FACE_FORMAT,
-        "version": FACE_VERSION,
-        "model": model_spec,
-        "model_sha256": model_fingerprint(model_spec, generator),
-        "family": generator.info.family,
+        "format": PROJECTION_FORMAT,
+        "version": PROJECTION_VERSION,
+        "face": FACE_NAME,
         "space": result.space,
-        "latent_file": LATENT_NAME if result.w is not None else None,
-        "z": None if result.z is None else [float(value) for value in result.z[0]],
-        "noise_mode": "const",
-        "projection": {
-            "steps": result.steps,
-            "steps_done": result.steps_done,
-            "seed": settings.seed,
-            "optimize_noise": settings.optimize_noise,
-            "pixel_weight": settings.pixel_weight,
-            "distance": result.distance,
-            "perceptual_network": perceptual[0],
-            "perceptual_sha256": perceptual[1],
-        },
+        "steps": result.steps,
+        "steps_done": result.steps_done,
+        "seed": settings.seed,
+        "optimize_noise": settings.optimize_noise,
+        "pixel_weight": settings.pixel_weight,
+        "distance": result.distance,
+        "perceptual_network": perceptual[0],
+        "perceptual_sha256": perceptual[1],
         "source": source,
     }
 
@@ -119,29 +107,26 @@ class ProjectionOutputs:
     projected: Path
     face: Path
     latent: Path | None
+    record: Path
     video: Path | None
     result: ProjectionResult
-    recipe: dict
-
-
-def npz_bytes(w: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, w=np.asarray(w, np.float32))
-    return buffer.getvalue()
+    details: dict  # projection.json's content
 
 
 def write_projection(
-    directory: Path, aligned: np.ndarray, result: ProjectionResult, recipe: dict, video_partial: Path | None
+    directory: Path, aligned: np.ndarray, result: ProjectionResult, details: dict, video_partial: Path | None
 ) -> ProjectionOutputs:
     """Write every file as a hidden partial, then rename them all into place; on failure remove the partials."""
     check_writable_dir(directory)
+    recipe = result.face.to_dict()
     contents = {
-        directory / ALIGNED_NAME: png_bytes(aligned, {"format": "facegen-aligned", "source": recipe["source"]}),
+        directory / ALIGNED_NAME: png_bytes(aligned, {"format": "facegen-aligned", "source": details["source"]}),
         directory / PROJECTED_NAME: png_bytes(result.image, recipe),
-        directory / FACE_NAME: (json.dumps(recipe, indent=2) + "\n").encode(),
+        directory / FACE_NAME: (result.face.to_json(indent=2) + "\n").encode(),
+        directory / RECORD_NAME: (json.dumps(details, indent=2) + "\n").encode(),
     }
     if result.w is not None:
-        contents[directory / LATENT_NAME] = npz_bytes(result.w)
+        contents[directory / LATENT_NAME] = projected_w_bytes(result.w)
     partials = [partial_path(path) for path in contents] + ([video_partial] if video_partial else [])
     try:
         for path, data in contents.items():
@@ -160,54 +145,34 @@ def write_projection(
         projected=directory / PROJECTED_NAME,
         face=directory / FACE_NAME,
         latent=directory / LATENT_NAME if result.w is not None else None,
+        record=directory / RECORD_NAME,
         video=directory / VIDEO_NAME if video_partial is not None else None,
         result=result,
-        recipe=recipe,
+        details=details,
     )
 
 
 # -- reading a projected face back ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProjectedFace:
-    model_spec: str
-    model_sha256: str | None
-    space: str
-    z: np.ndarray | None  # float32 [1, z_dim]
-    w: np.ndarray | None  # float32 [1, num_ws, w_dim]
-    recipe: dict
-
-
-def load_projected_face(path: str | Path) -> ProjectedFace:
-    """A projection's face.json (or its folder), with its latent loaded from the file it names."""
+def load_projected_face(path: str | Path) -> Face:
+    """The face of a projection: its folder, its face.json or its projected.png. Render it with
+    `facegen.editing.render_face` on `registry.load_recorded_generator(face.model, face.model_sha256, ...)`."""
     path = Path(path).expanduser()
     if path.is_dir():
         path = path / FACE_NAME
     if not path.is_file():
-        raise FacegenError(f"{path} does not exist. Give a projection folder or the face.json in it.")
+        raise FacegenError(f"{path} does not exist. Give a projection folder, its face.json or its projected.png.")
+    if path.suffix.lower() == ".png":
+        return Face.from_png(path)
     try:
-        recipe = json.loads(path.read_text())
-        if recipe.get("format") != FACE_FORMAT:
-            raise ValueError("not a facegen face recipe")
-        z = None if recipe.get("z") is None else np.asarray([recipe["z"]], np.float32)
-        w = None
-        if recipe.get("latent_file"):
-            with np.load(path.parent / recipe["latent_file"], allow_pickle=False) as latent:
-                w = np.asarray(latent["w"], np.float32)
-        space, model = recipe["space"], recipe["model"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise FacegenError(f"{path} is not a readable face recipe ({error}). Project the photo again.") from None
-    return ProjectedFace(model, recipe.get("model_sha256"), space, z, w, recipe)
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise FacegenError(f"Cannot read {path} ({error}). Give the face.json a projection wrote.") from None
+    return Face.from_json(text, str(path))
 
 
-def render_projected_face(face: ProjectedFace, generator: Generator, model_spec: str | None = None) -> np.ndarray:
-    """The face as uint8 [R, R, 3]; refuses other weights than the ones it was projected with."""
-    fingerprint = model_fingerprint(model_spec or face.model_spec, generator)
-    if face.model_sha256 and fingerprint and fingerprint != face.model_sha256:
-        raise FacegenError(
-            f"The model's weights changed since this face was projected (sha256 {fingerprint[:12]}… now, "
-            f"{face.model_sha256[:12]}… in face.json), so it would render as another face. Use the original "
-            "weights file, or project the photo again."
-        )
-    return render_latent(generator, face.z, face.w)
+def face_from_projected_w(path: str | Path, generator: Generator) -> Face:
+    """A projected_w.npz (ours or NVIDIA's projector's) as a w+ face of `generator`, the model it was projected on."""
+    ws = read_projected_w(path)
+    return Face.from_latent(generator, "w+", ws[0])

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facegen import device as devices
+from facegen.editing import Face, FaceRenderer
 from facegen.errors import FacegenError
 from facegen.generator import Generator, images_to_uint8
 from facegen.projection.perceptual import PerceptualDistance
@@ -96,9 +98,9 @@ FrameSink = Callable[[np.ndarray], None]
 @dataclass(frozen=True)
 class ProjectionResult:
     space: str
-    z: np.ndarray | None  # float32 [1, z_dim] for space 'z'
+    face: Face  # the projected latent as a face recipe: z, w or w+, untruncated, the model's constant noise
     w: np.ndarray | None  # float32 [1, num_ws, w_dim] for models with a W space (from z when space is 'z')
-    image: np.ndarray  # uint8 [R, R, 3]: the latent rendered as `render_latent` renders it
+    image: np.ndarray  # uint8 [R, R, 3]: the face as FaceRenderer renders it
     steps_done: int
     steps: int
     distance: float
@@ -180,9 +182,8 @@ class Projection:
             start = torch.zeros(1, generator.z_dim)
         else:
             w_avg, self.latent_std = w_statistics(generator, settings.w_average_samples)
-            num_ws = generator.map_to_w(np.zeros((1, generator.z_dim), np.float32), self.labels).shape[1]
-            start = w_avg.repeat(1, num_ws, 1) if self.space == "w+" else w_avg
-            self.num_ws = num_ws
+            self.num_ws = generator.num_ws
+            start = w_avg.repeat(1, self.num_ws, 1) if self.space == "w+" else w_avg
             if settings.optimize_noise:
                 self.synthesis = self._synthesis_with_free_noise()
             else:
@@ -235,8 +236,10 @@ class Projection:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         latent_noise = torch.randn(self.latent.shape, generator=self.random).to(self.latent.device) * noise_scale
+        generator = self.generator
         with torch.enable_grad():
-            images = self._render(self.latent + latent_noise)
+            with devices.autocast(generator.device, generator.network, generator.compute_dtype):
+                images = self._render(self.latent + latent_noise).float()
             distance = (self.target_features - self.perceptual((images + 1) * 127.5)).square().sum()
             loss = distance
             if self.noise_maps:
@@ -263,33 +266,24 @@ class Projection:
         return images_to_uint8(self.last_image)[0]
 
     def result(self) -> ProjectionResult:
+        """The latent reached so far as a face, rendered as every later reader of the face renders it."""
         latent = self.latent.detach().cpu().float()
-        z = w = None
         if self.space == "z":
-            z = latent.numpy().copy()
-            if self.generator.has_w_space:
-                w = self.generator.map_to_w(z, self.labels).numpy()
+            face = Face.from_latent(self.generator, "z", latent[0].numpy())
+            w = self.generator.map_to_w(latent).numpy() if self.generator.has_w_space else None
         else:
-            w = (latent if self.space == "w+" else latent.repeat(1, self.num_ws, 1)).numpy().copy()
+            # latent: w [1, 1, w_dim] or w+ [1, num_ws, w_dim]
+            face = Face.from_latent(self.generator, self.space, latent[0, 0] if self.space == "w" else latent[0])
+            w = (latent if self.space == "w+" else latent.repeat(1, self.num_ws, 1)).numpy()
         return ProjectionResult(
             space=self.space,
-            z=z,
+            face=face,
             w=w,
-            image=render_latent(self.generator, z, w),
+            image=FaceRenderer(self.generator).render(face),
             steps_done=self.steps_done,
             steps=self.settings.steps,
             distance=self.distance,
         )
-
-
-def render_latent(generator: Generator, z: np.ndarray | None, w: np.ndarray | None) -> np.ndarray:
-    """The projected face as uint8 [R, R, 3]: w through the synthesis network when there is one, else z, with the
-    model's constant noise. Loading a saved latent and calling this gives the same pixels, bit for bit."""
-    if w is not None:
-        return images_to_uint8(generator.synthesize(torch.from_numpy(np.asarray(w, np.float32)), noise_mode="const"))[0]
-    if z is None:
-        raise FacegenError("A projected face needs a z or a w latent.")
-    return generator.sample(latents=np.asarray(z, np.float32), noise_mode="const")[0]
 
 
 def project(

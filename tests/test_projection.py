@@ -59,18 +59,13 @@ def test_projecting_the_shipped_dcgans_own_image_recovers_it(shipped_dcgan, perc
     assert psnr(result.image, target) >= 30
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="not reached yet: on the random-weight sg2 fixture (w_std 8.3) the W+ projection stalls near 15-16 dB "
-    "after 200-300 steps (pixel term 0-10, learning rate 0.1-0.5, targets at psi 1 and 0.5)",
-)
 def test_projecting_a_stylegan2_image_in_w_plus_recovers_it(perceptual):
     generator = load_generator(str(SG2_FIXTURE))
     target = generator.sample(seeds=[7])[0]
-    # The target was rendered with the model's own noise maps, so they are kept (NVIDIA's recipe re-draws and
-    # optimises them, which real photos need); a pixel term helps the small stand-in network.
-    settings = ProjectionSettings(steps=300, space="w+", optimize_noise=False, pixel_weight=10.0)
+    # The target was rendered with the model's own noise maps, so they are kept: NVIDIA's recipe re-draws and
+    # optimises them (which photos need), and the final render with the model's maps then lands near 15 dB on this
+    # fixture, whose noise strengths are large. Nor does a face the model drew need the exploring noise on w.
+    settings = ProjectionSettings(steps=300, space="w+", optimize_noise=False, initial_noise_factor=0.0)
     result = project(generator, target, perceptual, settings)
     assert result.w.shape == (1, 10, 96)
     assert psnr(result.image, target) >= 30

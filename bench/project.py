@@ -6,7 +6,10 @@ The plain loop is NVIDIA's `project()` step as written in stylegan2-ada-pytorch:
 buffers become optimisable, the synthesis network run NVIDIA's inference way (per-sample modulated weights in one
 grouped convolution, `bench/stylegan2.py`), the perceptual network as `torch.jit.load` returns it, NCHW images, and
 the loss read back every step for its log line. For the DCGAN the same loop optimises z through the network as
-trained (no batch-norm folding), with the same Gaussian prior term as facegen's.
+trained (no batch-norm folding), with the same Gaussian prior term as facegen's. Like NVIDIA's, neither loop
+resizes images of 256 px or less. facegen runs twice: with its perceptual network in float32, and as it runs by
+default (`--perceptual-precision auto`: bfloat16 where the CPU computes it natively); the generator and the plain
+loop in float32.
 
 The perceptual network is a stand-in of NVIDIA's vgg16.pt (which cannot be downloaded here): torchvision's VGG16
 convolutions, random weights, scripted with the LPIPS calling convention (tests/perceptual_stand_in.py). Steps of
@@ -28,7 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.common import matmul_peak_gflops
 from bench.stylegan2 import bench_config, grouped_convolution_synthesis
+from facegen.device import PRECISION_NAMES
 from facegen.generator import Generator, ModelInfo
 from facegen.models.stylegan2 import StyleGAN2Generator
 from facegen.projection.perceptual import PerceptualDistance
@@ -114,17 +119,17 @@ def plain_dcgan_loop(generator: Generator, projection: Projection, vgg16_path: P
     return PlainLoop(lambda z: network(z), start, 1.0, [], vgg16, target, projection.settings, z_prior=True)
 
 
-def seconds_per_step(ours: Callable[[], None], plain: Callable[[], None], repeats: int) -> tuple[float, float]:
-    """Fastest step of each loop after one warm-up step each, the two alternating."""
-    ours()
-    plain()
-    timings: dict[str, list[float]] = {"ours": [], "plain": []}
+def seconds_per_step(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Fastest step of each loop after one warm-up step each, the loops alternating."""
+    for step in steps.values():
+        step()
+    timings: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        for name, step in (("ours", ours), ("plain", plain)):
+        for name, step in steps.items():
             start = time.perf_counter()
             step()
             timings[name].append(time.perf_counter() - start)
-    return min(timings["ours"]), min(timings["plain"])
+    return {name: min(values) for name, values in timings.items()}
 
 
 def stylegan2_256() -> Generator:
@@ -145,29 +150,46 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
         vgg16_path = save_scripted(vgg16_stand_in(), Path(scratch) / "vgg16-stand-in.pt")
-        perceptual = PerceptualDistance.load(vgg16_path)
+        perceptual = {precision: PerceptualDistance.load(vgg16_path, precision=precision) for precision in ("fp32", "auto")}
+        default_dtype = PRECISION_NAMES[perceptual["auto"].dtype]
         cases = [
             ("StyleGAN2 256 px, w", stylegan2_256, plain_stylegan_loop, "w"),
             ("DCGAN 64 px (digiface-dcgan64), z", lambda: load_generator("digiface-dcgan64"), plain_dcgan_loop, "z"),
         ]
         if args.only:
             cases = [case for case in cases if case[0].lower().startswith(args.only)]
-        print(f"threads {args.threads}; perceptual network: VGG16-sized LPIPS stand-in")
+        print(
+            f"threads {args.threads}; peak {matmul_peak_gflops():.0f} GFLOP/s; perceptual network: VGG16-sized LPIPS "
+            f"stand-in; facegen's default perceptual precision (auto) is {default_dtype} here"
+        )
         for title, make_generator, plain_loop, space in cases:
             generator = make_generator()
             target = generator.sample(seeds=[1])[0]
             settings = ProjectionSettings(steps=1000, space=space, w_average_samples=1000)
-            projection = Projection(generator, target, perceptual, settings)
+            projections = {
+                precision: Projection(generator, target, network, settings) for precision, network in perceptual.items()
+            }
             target_pixels = torch.from_numpy(target).permute(2, 0, 1)[None].float()
-            loop = plain_loop(generator.network if space == "w" else generator, projection, vgg16_path, target_pixels)
-            ours, plain = seconds_per_step(projection.step, loop.step, args.steps)
-            print(f"{title}: facegen {ours:.3f} s/step  plain NVIDIA-style {plain:.3f} s/step  speed-up {plain / ours:.2f}x", flush=True)
+            network = generator.network if space == "w" else generator
+            loop = plain_loop(network, projections["fp32"], vgg16_path, target_pixels)
+            steps = {
+                "facegen, perceptual fp32": projections["fp32"].step,
+                f"facegen default ({default_dtype})": projections["auto"].step,
+            }
+            timings = seconds_per_step({**steps, "plain": loop.step}, args.steps)
+            plain = timings.pop("plain")
+            figures = "  ".join(
+                f"{name} {seconds:.3f} s/step (x{plain / seconds:.2f})" for name, seconds in timings.items()
+            )
+            print(f"{title}: plain NVIDIA-style {plain:.3f} s/step  {figures}", flush=True)
         if args.full_dcgan:
             generator = load_generator("digiface-dcgan64")
             target = generator.sample(seeds=[1])[0]
-            start = time.perf_counter()
-            project(generator, target, perceptual, ProjectionSettings(steps=1000))
-            print(f"DCGAN 64 px, 1,000 steps (the default), end to end: {time.perf_counter() - start:.1f} s")
+            for precision, network in perceptual.items():
+                start = time.perf_counter()
+                project(generator, target, network, ProjectionSettings(steps=1000))
+                seconds = time.perf_counter() - start
+                print(f"DCGAN 64 px, 1,000 steps, perceptual precision {precision}: {seconds:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

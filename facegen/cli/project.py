@@ -15,7 +15,7 @@ from facegen.faces.align import find_and_align
 from facegen.faces.photo import read_photo
 from facegen.images import check_writable_dir, png_bytes, write_atomically
 from facegen.projection.job import project_photo
-from facegen.projection.perceptual import PerceptualDistance
+from facegen.projection.perceptual import DEFAULT_PERCEPTUAL_PRECISION, PERCEPTUAL_PRECISIONS, PerceptualDistance
 from facegen.projection.projector import SPACES, ProjectionSettings, ProjectionUpdate
 
 
@@ -34,6 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     project.add_argument("--seed", type=int, default=0, help="seed of the optimisation's noise (default 0)")
     project.add_argument("--face", type=int, help="which face, largest first (default 0: the largest)")
     project.add_argument("--perceptual", metavar="PATH", help="LPIPS network file (default: NVIDIA's vgg16.pt, fetched)")
+    project.add_argument(
+        "--perceptual-precision",
+        choices=PERCEPTUAL_PRECISIONS,
+        default=DEFAULT_PERCEPTUAL_PRECISION,
+        help="the perceptual network's number format: auto (bfloat16 where the hardware computes it natively, "
+        "else float32; default), fp32 or bf16. It steers the optimisation only; --precision renders the face",
+    )
     project.add_argument("--no-video", action="store_true", help="skip progress.mp4")
     add_device_options(project)
     project.add_argument("--out", required=True, help="output folder")
@@ -53,7 +60,7 @@ def run_project(args: argparse.Namespace) -> int:
     device = checked_device(args)
     photo = read_photo(args.image)
     with download_bar("perceptual network") as progress:
-        perceptual = PerceptualDistance.load(args.perceptual, device, progress)
+        perceptual = PerceptualDistance.load(args.perceptual, device, progress, args.perceptual_precision)
     with download_bar(args.model) as progress:
         generator = load_generator_for(args, args.model, device, progress)
     bars: list[tqdm] = []

@@ -52,7 +52,7 @@ def project_photo(
         if video:
             video.abort()
         raise
-    details = projection_record(result, settings, (perceptual.name, perceptual.sha256), aligned.source(photo_name))
+    details = projection_record(result, settings, perceptual, aligned.source(photo_name))
     try:
         return write_projection(directory, aligned.image, result, details, video_partial)
     finally:

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from facegen.device import PRECISION_NAMES
 from facegen.editing import Face
 from facegen.errors import FacegenError
 from facegen.formats.projected_w import projected_w_bytes, read_projected_w
 from facegen.generator import Generator
 from facegen.images import check_writable_dir, png_bytes
+from facegen.projection.perceptual import PerceptualDistance
 from facegen.projection.projector import ProjectionResult, ProjectionSettings
 from facegen.video import FfmpegPipe, mp4_arguments
 
@@ -45,7 +47,7 @@ def partial_path(path: Path) -> Path:
 
 
 def projection_record(
-    result: ProjectionResult, settings: ProjectionSettings, perceptual: tuple[str, str], source: dict
+    result: ProjectionResult, settings: ProjectionSettings, perceptual: PerceptualDistance, source: dict
 ) -> dict:
     """How a projection found its face (projection.json): enough to run it again and judge it."""
     return {
@@ -59,8 +61,9 @@ def projection_record(
         "optimize_noise": settings.optimize_noise,
         "pixel_weight": settings.pixel_weight,
         "distance": result.distance,
-        "perceptual_network": perceptual[0],
-        "perceptual_sha256": perceptual[1],
+        "perceptual_network": perceptual.name,
+        "perceptual_sha256": perceptual.sha256,
+        "perceptual_precision": PRECISION_NAMES[perceptual.dtype],
         "source": source,
     }
 

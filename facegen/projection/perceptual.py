@@ -18,26 +18,47 @@ import torch
 import torch.nn.functional as F
 
 from facegen import hub, registry
+from facegen.device import check_precision, has_native_bfloat16
 from facegen.errors import FacegenError, FetchError
 
 PERCEPTUAL_NETWORK = "lpips-vgg16"
 MAX_INPUT_SIZE = 256
 PROBE_SIZE = 32  # a tiny image checks the calling convention when the network is loaded
+# The perceptual network only steers the optimisation (the face is rendered at the generator's own precision, so
+# its recipe renders the same pixels anywhere), so it runs in bfloat16 wherever that is native.
+DEFAULT_PERCEPTUAL_PRECISION = "auto"
+PERCEPTUAL_PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class PerceptualDistance:
     """Features of [0, 255] images for LPIPS distances, from a network prepared for optimisation.
 
     The preparation is the place of this module's speed choices: the network's parameters never need gradients
-    (only the image does), so they are frozen; its weights and inputs are channels_last, the layout oneDNN's CPU
-    convolutions work in.
+    (only the image does), so they are frozen. In float32 its weights and inputs are channels_last, the layout
+    oneDNN's CPU convolutions work in. With precision bf16 or auto, where the hardware computes bfloat16 natively,
+    the network runs in bfloat16: oneDNN then takes its fast path for every convolution (in float32, torch leaves
+    the small late-stage convolutions of a single image to a slower generic kernel), and there the default layout
+    is the faster one; bench/project.py measures both. No float16: LPIPS' unit-normalisation underflows in it.
     """
 
-    def __init__(self, network: torch.jit.ScriptModule, name: str, sha256: str, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        network: torch.jit.ScriptModule,
+        name: str,
+        sha256: str,
+        device: str | torch.device = "cpu",
+        precision: str = DEFAULT_PERCEPTUAL_PRECISION,
+    ):
         self.device = torch.device(device)
+        if precision not in PERCEPTUAL_PRECISIONS:
+            raise FacegenError(f"Unknown perceptual precision {precision!r}: use one of {', '.join(PERCEPTUAL_PRECISIONS)}.")
+        check_precision(precision, self.device)
+        native_bfloat16 = precision in ("bf16", "auto") and has_native_bfloat16(self.device)
+        self.dtype = torch.bfloat16 if native_bfloat16 else torch.float32
         for parameter in network.parameters():
             parameter.requires_grad_(False)
-        self.network = network.eval().to(self.device, memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last if self.dtype == torch.float32 else torch.contiguous_format
+        self.network = network.eval().to(self.device, self.dtype, memory_format=self.memory_format)
         self.name = name
         self.sha256 = sha256
         self._check_calling_convention()
@@ -48,9 +69,10 @@ class PerceptualDistance:
         path: str | Path | None = None,
         device: str | torch.device = "cpu",
         progress: hub.ProgressCallback | None = None,
+        precision: str = DEFAULT_PERCEPTUAL_PRECISION,
     ) -> PerceptualDistance:
         """The network at `path` (any TorchScript file with NVIDIA's calling convention), else NVIDIA's vgg16.pt
-        from the cache, fetched and verified on first use."""
+        from the cache, fetched and verified on first use; `precision` is one of PERCEPTUAL_PRECISIONS."""
         if path is None:
             path = default_network_path(progress)
             name = PERCEPTUAL_NETWORK
@@ -71,10 +93,10 @@ class PerceptualDistance:
                 f"{path} is not a TorchScript file ({str(error).splitlines()[0][:120]}). Give NVIDIA's vgg16.pt or "
                 "another network saved with torch.jit.save."
             ) from None
-        return cls(network, name, sha256, device)
+        return cls(network, name, sha256, device, precision)
 
     def _check_calling_convention(self) -> None:
-        probe = torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE, device=self.device)
+        probe = torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE, device=self.device, dtype=self.dtype)
         try:
             with torch.inference_mode():
                 features = self.network(probe, resize_images=False, return_lpips=True)
@@ -90,11 +112,13 @@ class PerceptualDistance:
             )
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """float [N, 3, H, W] in [0, 255] -> features [N, F]; differentiable with respect to the images."""
+        """float [N, 3, H, W] in [0, 255] -> float32 features [N, F]; differentiable with respect to the images.
+
+        Images of 256 px or less go in as they are (NVIDIA's projector resizes only larger ones)."""
         if images.shape[2] > MAX_INPUT_SIZE:
             images = F.interpolate(images, size=(MAX_INPUT_SIZE, MAX_INPUT_SIZE), mode="area")
-        images = images.contiguous(memory_format=torch.channels_last)
-        return self.network(images, resize_images=False, return_lpips=True)
+        images = images.to(self.dtype, memory_format=self.memory_format)
+        return self.network(images, resize_images=False, return_lpips=True).float()
 
 
 def default_network_path(progress: hub.ProgressCallback | None = None) -> Path:

@@ -310,6 +310,7 @@ def project(
         if frames is not None:
             frames(image)
         if callback is not None:
-            preview = ProjectionUpdate(done, settings.steps, projection.distance, image)
-            callback(preview if is_preview else ProjectionUpdate(done, settings.steps, None, None))
+            # reading the distance waits for an accelerator, so only previews carry it
+            distance = projection.distance if is_preview else None
+            callback(ProjectionUpdate(done, settings.steps, distance, image if is_preview else None))
     return projection.result()

@@ -208,3 +208,18 @@ def test_a_network_with_another_calling_convention_is_refused(tmp_path):
     not_torchscript.write_bytes(b"\0" * 100)
     with pytest.raises(FacegenError, match="is not a TorchScript file"):
         PerceptualDistance.load(not_torchscript)
+
+
+def test_project_command_takes_an_aligned_photo_and_the_perceptual_network_from_the_environment(
+    tmp_path, monkeypatch, tiny_model, stand_in_path
+):
+    photo = tmp_path / "own.png"
+    Image.fromarray(tiny_model.sample(seeds=[2])[0]).save(photo)  # random weights: no face a detector finds
+    monkeypatch.setenv("FACEGEN_PERCEPTUAL", str(stand_in_path))
+    out = tmp_path / "face"
+    arguments = ["project", "--model", str(TINY_DCGAN_PATH), "--image", str(photo), "--steps", "3", "--no-video"]
+    assert cli_main([*arguments, "--aligned", "--out", str(out)]) == 0
+    details = json.loads((out / "projection.json").read_text())
+    assert details["source"] == {"photo": "own.png", "already_aligned": True, "aligned_size": 64}
+    assert details["perceptual_network"] == "stand-in.pt" and details["steps_done"] == 3
+    assert np.array_equal(np.asarray(Image.open(out / "aligned.png")), np.asarray(Image.open(photo)))

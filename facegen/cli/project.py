@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="find the latent of a face in a photo (detect, align, optimise)",
         description="Detect the face in a photo, align it as FFHQ was aligned at the model's resolution, and "
         "optimise a latent until the model draws it (NVIDIA's projector recipe). Writes aligned.png, projected.png, "
-        "face.json, projected_w.npz (models with a W space) and progress.mp4 into --out.",
+        "face.json, projected_w.npz (models with a W space), projection.json and progress.mp4 into --out.",
     )
     project.add_argument("--model", required=True, help="catalog id, weights file path, or run:NAME[@STEP]")
     project.add_argument("--image", required=True, help="the photo (JPEG, PNG, WebP, ...)")
@@ -33,7 +33,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     project.add_argument("--space", choices=SPACES, help="latent to optimise (default: w if the model has one, else z)")
     project.add_argument("--seed", type=int, default=0, help="seed of the optimisation's noise (default 0)")
     project.add_argument("--face", type=int, help="which face, largest first (default 0: the largest)")
-    project.add_argument("--perceptual", metavar="PATH", help="LPIPS network file (default: NVIDIA's vgg16.pt, fetched)")
+    project.add_argument(
+        "--aligned", action="store_true", help="the photo is an aligned face already: skip detection, only resize"
+    )
+    project.add_argument(
+        "--perceptual",
+        metavar="PATH",
+        help="LPIPS network file (default: $FACEGEN_PERCEPTUAL, else NVIDIA's vgg16.pt, fetched)",
+    )
     project.add_argument(
         "--perceptual-precision",
         choices=PERCEPTUAL_PRECISIONS,
@@ -76,7 +83,7 @@ def run_project(args: argparse.Namespace) -> int:
     try:
         outputs = project_photo(
             photo, generator, perceptual, args.out, settings, args.face, Path(args.image).name, show,
-            write_video=not args.no_video,
+            write_video=not args.no_video, photo_is_aligned=args.aligned,
         )  # fmt: skip
     finally:
         for bar in bars:

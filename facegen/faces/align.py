@@ -115,15 +115,18 @@ def blurred_reflection_pad(pixels: np.ndarray, padding: np.ndarray, side: float)
 
 @dataclass(frozen=True)
 class AlignedFace:
-    """A photo's chosen face, aligned, with every face found (largest first) for a page to show."""
+    """A photo's chosen face, aligned, with every face found (largest first) for a page to show; `face` is None
+    for a photo that was aligned already (`already_aligned`)."""
 
     image: np.ndarray  # uint8 [size, size, 3]
-    face: DetectedFace
-    face_index: int
+    face: DetectedFace | None
+    face_index: int | None
     faces: tuple[DetectedFace, ...]
 
     def source(self, photo_name: str) -> dict:
         """Where the face came from, for the recipes of the files made from it."""
+        if self.face is None:
+            return {"photo": photo_name, "already_aligned": True, "aligned_size": len(self.image)}
         return {
             "photo": photo_name,
             "face_index": self.face_index,
@@ -132,6 +135,19 @@ class AlignedFace:
             "landmarks": np.round(self.face.landmarks, 2).tolist(),
             "aligned_size": len(self.image),
         }
+
+
+def already_aligned(photo: np.ndarray, size: int) -> AlignedFace:
+    """A photo that is an aligned face already (an FFHQ-style crop, a model's own image): its centred square,
+    resized to `size` with Lanczos; no detection."""
+    size = check_output_size(size)
+    height, width = photo.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = Image.fromarray(photo[top : top + side, left : left + side])
+    if side != size:
+        square = square.resize((size, size), Image.Resampling.LANCZOS)
+    return AlignedFace(np.asarray(square), None, None, ())
 
 
 def choose_face(faces: list[DetectedFace], face_index: int | None, photo_name: str = "the photo") -> int:

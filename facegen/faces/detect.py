@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
 from torch import nn
 
 from facegen import hub
@@ -173,6 +174,25 @@ def default_detector() -> FaceDetector:
 def detect_faces(image: np.ndarray, detector: FaceDetector | None = None) -> list[DetectedFace]:
     """The faces in a uint8 RGB photo [H, W, 3], largest first."""
     return (detector or default_detector()).detect(image)
+
+
+def marked_faces(photo: np.ndarray, faces: list[DetectedFace], chosen: int | None, max_side: int = 1024) -> np.ndarray:
+    """The photo (at most `max_side` pixels on its longer side) with every face's box, landmarks and index drawn:
+    the chosen face in green, the others in orange."""
+    image = Image.fromarray(photo)
+    scale = min(1.0, max_side / max(image.size))
+    if scale < 1:
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(image)
+    line = max(2, round(max(image.size) / 300))
+    for index, face in enumerate(faces):
+        colour = (40, 220, 90) if index == chosen else (255, 150, 30)
+        box = [value * scale for value in face.box]
+        draw.rectangle(box, outline=colour, width=line)
+        for x, y in face.landmarks * scale:
+            draw.ellipse([x - line, y - line, x + line, y + line], fill=colour)
+        draw.text((box[0] + line, box[1] + line), str(index), fill=colour)
+    return np.asarray(image)
 
 
 # -- cascade helpers ------------------------------------------------------------------------------------------------

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from facegen.errors import FacegenError
-from facegen.faces.align import find_and_align
+from facegen.faces.align import already_aligned, find_and_align
 from facegen.generator import Generator
 from facegen.images import check_writable_dir
 from facegen.projection.outputs import VIDEO_NAME, ProgressVideo, ProjectionOutputs, projection_record, write_projection
@@ -31,9 +33,11 @@ def project_photo(
     callback: ProjectionCallback | None = None,
     stop: threading.Event | None = None,
     write_video: bool = True,
+    photo_is_aligned: bool = False,
 ) -> ProjectionOutputs:
     """Find the face in a uint8 RGB photo (the largest unless `face_index` says), align it at the model's
     resolution, project it, and write the projection's files into `out_dir` (see `facegen.projection.outputs`).
+    A photo that is an aligned face already (`photo_is_aligned`) is only resized.
 
     Setting `stop` ends the optimisation early; the latent reached so far is written like a finished one.
     Any failure leaves `out_dir` as it was.
@@ -41,7 +45,10 @@ def project_photo(
     directory = Path(out_dir).expanduser()
     check_writable_dir(directory)
     settings.space_for(generator)  # an impossible space fails before the slow steps
-    aligned = find_and_align(photo, generator.resolution, face_index, photo_name=photo_name)
+    if photo_is_aligned:
+        aligned = already_aligned(photo, generator.resolution)
+    else:
+        aligned = find_and_align(photo, generator.resolution, face_index, photo_name=photo_name)
     video = ProgressVideo(directory / VIDEO_NAME, aligned.image) if write_video else None
     try:
         result = project(
@@ -74,6 +81,7 @@ class ProjectionJob:
         face_index: int | None = None,
         photo_name: str = "the photo",
         write_video: bool = True,
+        photo_is_aligned: bool = False,
     ) -> None:
         self.steps = settings.steps
         self.step = 0
@@ -82,21 +90,16 @@ class ProjectionJob:
         self.outputs: ProjectionOutputs | None = None
         self.error: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(photo, generator, perceptual, out_dir, settings, face_index, photo_name, write_video),
-            daemon=True,
-            name="projection",
-        )
+        projection = functools.partial(
+            project_photo, photo, generator, perceptual, out_dir, settings, face_index, photo_name, self._update,
+            self._stop, write_video, photo_is_aligned,
+        )  # fmt: skip
+        self._thread = threading.Thread(target=self._run, args=(projection,), daemon=True, name="projection")
         self._thread.start()
 
-    def _run(self, *arguments: object) -> None:
-        photo, generator, perceptual, out_dir, settings, face_index, photo_name, write_video = arguments
+    def _run(self, projection: Callable[[], ProjectionOutputs]) -> None:
         try:
-            self.outputs = project_photo(
-                photo, generator, perceptual, out_dir, settings, face_index, photo_name,
-                self._update, self._stop, write_video,
-            )  # fmt: skip
+            self.outputs = projection()
         except FacegenError as error:
             self.error = str(error)
         except Exception as error:  # a thread's exception would vanish; the page must show something

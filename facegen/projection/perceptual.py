@@ -11,6 +11,7 @@ Images larger than 256 px are area-averaged to 256x256 first, as NVIDIA does (VG
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from facegen.device import check_precision, has_native_bfloat16
 from facegen.errors import FacegenError, FetchError
 
 PERCEPTUAL_NETWORK = "lpips-vgg16"
+# a perceptual network file to use instead of NVIDIA's: for machines that cannot fetch it, and for the app's tests
+PERCEPTUAL_ENVIRONMENT = "FACEGEN_PERCEPTUAL"
 MAX_INPUT_SIZE = 256
 PROBE_SIZE = 32  # a tiny image checks the calling convention when the network is loaded
 # The perceptual network only steers the optimisation (the face is rendered at the generator's own precision, so
@@ -71,15 +74,19 @@ class PerceptualDistance:
         progress: hub.ProgressCallback | None = None,
         precision: str = DEFAULT_PERCEPTUAL_PRECISION,
     ) -> PerceptualDistance:
-        """The network at `path` (any TorchScript file with NVIDIA's calling convention), else NVIDIA's vgg16.pt
-        from the cache, fetched and verified on first use; `precision` is one of PERCEPTUAL_PRECISIONS."""
+        """The network at `path` (any TorchScript file with NVIDIA's calling convention), else the file that the
+        environment variable FACEGEN_PERCEPTUAL names, else NVIDIA's vgg16.pt from the cache, fetched and verified
+        on first use; `precision` is one of PERCEPTUAL_PRECISIONS."""
+        given_by = "the path given to --perceptual"
+        if path is None and os.environ.get(PERCEPTUAL_ENVIRONMENT):
+            path, given_by = os.environ[PERCEPTUAL_ENVIRONMENT], PERCEPTUAL_ENVIRONMENT
         if path is None:
             path = default_network_path(progress)
             name = PERCEPTUAL_NETWORK
         else:
             path = Path(path).expanduser()
             if not path.is_file():
-                raise FacegenError(f"Perceptual network {path} does not exist. Check the path given to --perceptual.")
+                raise FacegenError(f"Perceptual network {path} does not exist. Check {given_by}.")
             name = path.name
         sha256 = hub.sha256_file(path)
         # torch.jit.load runs no Python from the file (TorchScript compiles to torch's own IR, tensors come through
@@ -130,6 +137,6 @@ def default_network_path(progress: hub.ProgressCallback | None = None) -> Path:
         url = hub.describe_source(entry.sources[0]) if entry.sources else "NVIDIA's stylegan2-ada-pytorch release"
         raise FetchError(
             f"The perceptual network {entry.filename} (LPIPS VGG16) is not in the cache and could not be downloaded "
-            f"({error}). Download {url} where it is reachable and pass its path with --perceptual PATH (or place it "
-            f"at {registry.network_path(entry)})."
+            f"({error}). Download {url} where it is reachable and pass its path with --perceptual PATH or the "
+            f"environment variable {PERCEPTUAL_ENVIRONMENT} (or place it at {registry.network_path(entry)})."
         ) from None

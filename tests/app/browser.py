@@ -79,7 +79,9 @@ def chromium_page() -> Iterator[object]:
 def pick_weights_file(page, path: Path, timeout_ms: float) -> None:
     """Choose "Weights file path…" in the sidebar's model picker and type `path`, as a user does."""
     sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_test_id("stSelectbox").first.click(timeout=timeout_ms)
+    # the device and precision pickers come first: find the model picker by its label
+    model_picker = sidebar.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Model", exact=True))
+    model_picker.click(timeout=timeout_ms)
     page.get_by_role("option", name=CUSTOM_PATH).click(timeout=timeout_ms)
     field = sidebar.get_by_label("Path to a .pkl, .safetensors or .pt file")
     field.fill(str(path), timeout=timeout_ms)

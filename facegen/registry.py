@@ -108,6 +108,62 @@ def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
     return entries
 
 
+@dataclass(frozen=True)
+class NetworkEntry:
+    """A helper network the catalog lists beside the models (`[networks.NAME]`), e.g. projection's perceptual net."""
+
+    name: str
+    title: str
+    filename: str
+    license: str
+    sources: tuple[hub.Source, ...]
+    size_bytes: int | None = None
+    sha256: str | None = None
+
+
+def network_entry(name: str) -> NetworkEntry:
+    with open(CATALOG_PATH, "rb") as handle:
+        table = tomllib.load(handle).get("networks", {}).get(name)
+    if table is None:
+        raise ModelNotFoundError(f"The catalog {CATALOG_PATH} lists no helper network {name!r}.")
+    return NetworkEntry(
+        name=name,
+        title=table["title"],
+        filename=table["filename"],
+        license=table["license"],
+        sources=tuple(_source_from_table(source) for source in table.get("sources", [])),
+        size_bytes=table.get("size_bytes"),
+        sha256=table.get("sha256"),
+    )
+
+
+def network_path(entry: NetworkEntry) -> Path:
+    return hub.cache_root() / "networks" / entry.name / entry.filename
+
+
+def fetch_network(name: str, progress: hub.ProgressCallback | None = None) -> Path:
+    """The helper network's file in the cache, verified on every call; fetched (verified) when absent or damaged.
+
+    Raises FetchError with every source's reason when it cannot be fetched.
+    """
+    entry = network_entry(name)
+    path = network_path(entry)
+    if path.is_file():
+        try:
+            hub.verify_file(path, entry.sha256 or hub.recorded_sha256(path), entry.size_bytes, f"cached {path.name}")
+            return path
+        except FetchError:
+            pass  # damaged or replaced: fetch a fresh copy below
+    problems = []
+    for source in entry.sources:
+        expected_sha256, expected_size = expected_facts(entry, source)
+        try:
+            return hub.fetch(source, path, expected_sha256, expected_size, progress)
+        except FetchError as error:
+            problems.append(str(error))
+    raise FetchError(" | ".join(problems).rstrip(".") or "the catalog lists no source")
+
+
 def catalog_entry(model_id: str) -> CatalogEntry:
     catalog = load_catalog()
     if model_id not in catalog:
@@ -127,7 +183,7 @@ def _failure_note(entry: CatalogEntry) -> Path:
     return cached_path(entry).with_name("last-fetch-error.txt")
 
 
-def expected_facts(entry: CatalogEntry, source: hub.Source) -> tuple[str | None, int | None]:
+def expected_facts(entry: CatalogEntry | NetworkEntry, source: hub.Source) -> tuple[str | None, int | None]:
     """(sha256, size in bytes) a file from `source` must have: what the source is known to serve, else the entry's."""
     return (getattr(source, "sha256", None) or entry.sha256, getattr(source, "size_bytes", None) or entry.size_bytes)
 

@@ -1,7 +1,8 @@
 """Imports flow one way: page/CLI → registry → training → formats → models → generator → foundation, with
-data, video and metrics beside the models (they use a Generator, never a network or a file format), and editing
-beside the registry (it reads direction files through formats and renders through a Generator); face recipes and
-their rendering sit beside video, whose clips walk through faces.
+data, video and metrics beside the models (they use a Generator, never a network or a file format), editing and
+faces beside the registry (they read their files through formats and hub and render through a Generator), and
+projection above the registry (it fetches its perceptual network from the catalog); face recipes and their rendering
+sit beside video, whose clips walk through faces.
 
 Every module of the package is parsed, function-level imports included, and may import only its own layer and
 the layers beneath it.
@@ -25,8 +26,9 @@ BENEATH: dict[str, tuple[str, ...]] = {
     "data, video, metrics": ("generator",),
     "training": ("formats", "data, video, metrics"),
     "registry": ("training",),
-    "editing": ("formats", "data, video, metrics"),
-    "app": ("registry", "editing"),
+    "editing, faces": ("formats", "data, video, metrics"),
+    "projection": ("registry", "editing, faces"),
+    "app": ("projection",),
 }
 # each name stands for the module of that name and, for a package, every module inside it
 MODULE_LAYERS: dict[str, str] = {
@@ -51,7 +53,9 @@ MODULE_LAYERS: dict[str, str] = {
     "facegen.compare": "data, video, metrics",
     "facegen.train": "training",
     "facegen.registry": "registry",
-    "facegen.editing": "editing",
+    "facegen.editing": "editing, faces",
+    "facegen.faces": "editing, faces",
+    "facegen.projection": "projection",
     # a face recipe and its rendering need only a Generator: clips walk through faces, so they sit beside video
     "facegen.editing.face": "data, video, metrics",
     "facegen.editing.identity": "data, video, metrics",

@@ -11,7 +11,7 @@ from typing import NoReturn
 from facegen.errors import FacegenError
 
 # one module per command, each with `add_parser(subparsers)` that sets `run=` on its parser
-COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics", "edit", "directions")
+COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics", "edit", "directions", "project")
 
 
 class OneLineParser(argparse.ArgumentParser):

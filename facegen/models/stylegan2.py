@@ -164,7 +164,10 @@ def modulated_conv2d(
         weight_peak = weight.abs().amax(dim=(1, 2, 3))
         styles, weight = styles / style_peak, weight / weight_peak.view(-1, 1, 1, 1)
         output_scale = output_scale * style_peak * weight_peak
-    if x.shape[0] == 1:
+    # Under autograd (projection) the activations are scaled even for one image: the styles' gradients then flow
+    # through the activations and the convolution never computes a weight gradient.
+    differentiable = torch.is_grad_enabled() and (x.requires_grad or styles.requires_grad)
+    if x.shape[0] == 1 and not differentiable:
         # The kernel is written in the channels-last layout oneDNN works in, which saves it a copy.
         out_channels, in_channels, kernel_height, kernel_width = weight.shape
         if up:
@@ -181,7 +184,7 @@ def modulated_conv2d(
     x = x * (styles * fan_in_gain).to(x.dtype)[:, :, None, None]
     x = convolution(x, weight.to(x.dtype), None, up, filter_1d)
     scale = (output_scale / fan_in_gain).to(x.dtype)[:, :, None, None]
-    return torch.addcmul(bias.to(x.dtype).view(1, -1, 1, 1), x, scale, out=x)
+    return torch.addcmul(bias.to(x.dtype).view(1, -1, 1, 1), x, scale, out=None if differentiable else x)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -288,7 +291,9 @@ class SynthesisLayer(nn.Module):
             x.add_((noise * activation_gain).to(x.dtype))
         F.leaky_relu_(x, LRELU_SLOPE)
         if self.conv_clamp is not None:
-            x.clamp_(-self.conv_clamp * gain, self.conv_clamp * gain)
+            limit = self.conv_clamp * gain
+            # autograd keeps the leaky ReLU's output for its backward pass, so then the clamp writes a new tensor
+            x = x.clamp(-limit, limit) if x.requires_grad else x.clamp_(-limit, limit)
         return x
 
     def _noise(self, x: torch.Tensor, noise_mode: str) -> torch.Tensor | None:

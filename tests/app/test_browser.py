@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegen.editing import Face, FaceRenderer, move_along, sefa_directions
+from facegen.editing import Face, FaceRenderer, move_along, render_face, sefa_directions
 from facegen.images import make_grid, resize_image
 from facegen.ui.face_editor import shown_large
 from tests.app.browser import chromium_page, pick_weights_file, served_app
 from tests.conftest import TINY_DCGAN_PATH
+from tests.perceptual_stand_in import save_scripted, tiny_stand_in
 
 LOAD_TIMEOUT_MS = 90_000
 LOADED_IMAGES = """(count) => [...document.querySelectorAll('[data-testid="stImage"] img')]
@@ -71,7 +72,7 @@ def test_a_bookmarked_page_on_a_fresh_server_opens_inside_the_apps_navigation(tm
         navigation.get_by_role("link", name="Interpolate", exact=True).wait_for(timeout=LOAD_TIMEOUT_MS)
         links = navigation.get_by_role("link").all_inner_texts()
         assert page.title() == "facegen"
-    pages = ["Home", "Sample", "Edit", "Interpolate", "Training", "Compare"]
+    pages = ["Home", "Sample", "Edit", "Project", "Interpolate", "Training", "Compare"]
     assert [" ".join(link.split()[-1:]) for link in links] == pages
 
 
@@ -159,3 +160,34 @@ def test_every_keyframe_control_is_visible_and_clickable_on_a_laptop_screen(tmp_
 
         page.get_by_role("button", name="✕").last.click()  # the last keyframe goes
         page.wait_for_function(f"() => ({CONTROL_BOXES})(['✕']).length === 6", timeout=LOAD_TIMEOUT_MS)
+
+
+def test_project_page_projects_an_uploaded_photo_in_the_browser(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))  # no catalog model drawn before the pick
+    monkeypatch.setenv("FACEGEN_PERCEPTUAL", str(save_scripted(tiny_stand_in(), tmp_path / "perceptual.pt")))
+    photo = tmp_path / "own-face.png"
+    Image.fromarray(tiny_model.sample(seeds=[3])[0]).save(photo)  # the tiny model draws no detectable face
+    with served_app(tmp_path / "streamlit.log") as base_url, chromium_page() as page:
+        page.goto(base_url)
+        page.get_by_role("link", name="Project").click()
+        pick_weights_file(page, TINY_DCGAN_PATH, LOAD_TIMEOUT_MS)
+        page.get_by_text("The photo is an aligned face already").click(timeout=LOAD_TIMEOUT_MS)
+        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(photo), timeout=LOAD_TIMEOUT_MS)
+        page.get_by_text("Aligned, 64 px").wait_for(timeout=LOAD_TIMEOUT_MS)
+        steps = page.get_by_label("Steps", exact=True).first
+        steps.fill("20")
+        steps.press("Enter")
+        page.get_by_role("button", name="Project", exact=True).click(timeout=LOAD_TIMEOUT_MS)
+        try:
+            page.get_by_role("heading", name="Your face in the model").wait_for(timeout=LOAD_TIMEOUT_MS)
+            page.get_by_text("Projected in z: 20 steps").wait_for(timeout=LOAD_TIMEOUT_MS)
+        finally:
+            page.screenshot(path=str(tmp_path / "project-page.png"), full_page=True)
+        download = page.get_by_role("button", name="Download PNG")
+        with page.expect_download(timeout=LOAD_TIMEOUT_MS) as downloading:
+            download.click()
+        downloading.value.save_as(tmp_path / "projected.png")
+
+    face = Face.from_png(tmp_path / "projected.png")
+    assert face.latent.space == "z"
+    assert np.array_equal(render_face(tiny_model, face), np.asarray(Image.open(tmp_path / "projected.png")))

@@ -1,0 +1,1 @@
+"""Faces in photos: detection with five landmarks (detect.py), FFHQ-style alignment (align.py), reading photos."""

@@ -28,14 +28,14 @@ from facegen.data import open_dataset
 from facegen.errors import FacegenError
 from facegen.generator import Generator, ModelInfo
 from facegen.metrics import (
+    MIN_GENERATED,
     FeatureStats,
     InceptionFeatures,
-    MIN_GENERATED,
     evaluate_generator,
-    reference_warnings,
     fid,
     kid,
     reference_stats,
+    reference_warnings,
     resize_bilinear_tf1,
 )
 from facegen.models.dcgan import DCGANConfig, DCGANGenerator

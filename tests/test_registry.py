@@ -45,12 +45,10 @@ def write_tiny_dcgan(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def tiny_catalog(tmp_path, served_dir, monkeypatch):
-    """A catalog with one tiny DCGAN served over HTTP, and a private cache."""
-    folder, base_url = served_dir
-    sha = write_tiny_dcgan(folder / "tiny.pt")
-    catalog = tmp_path / "catalog.toml"
+def write_tiny_catalog(catalog: Path, weights: Path, url: str | None = None) -> Path:
+    """A catalog of one tiny DCGAN (written to `weights`), served from `url` or, without one, placed by hand."""
+    sha256 = write_tiny_dcgan(weights)
+    source = f'\n[[models.tiny-dcgan.sources]]\nkind = "url"\nurl = "{url}"\n' if url else ""
     catalog.write_text(
         f"""
 [models.tiny-dcgan]
@@ -59,17 +57,21 @@ family = "dcgan"
 format = "torch-dcgan"
 resolution = 32
 z_dim = 10
-filename = "tiny.pt"
-size_bytes = {(folder / "tiny.pt").stat().st_size}
-sha256 = "{sha}"
+filename = "{weights.name}"
+size_bytes = {weights.stat().st_size}
+sha256 = "{sha256}"
 license = "test"
-
-[[models.tiny-dcgan.sources]]
-kind = "url"
-url = "{base_url}/tiny.pt"
-"""
+{source}"""
     )
-    monkeypatch.setattr(registry, "CATALOG_PATH", catalog)
+    return catalog
+
+
+@pytest.fixture
+def tiny_catalog(tmp_path, served_dir, monkeypatch):
+    """A catalog with one tiny DCGAN served over HTTP, and a private cache."""
+    folder, base_url = served_dir
+    write_tiny_catalog(tmp_path / "catalog.toml", folder / "tiny.pt", f"{base_url}/tiny.pt")
+    monkeypatch.setattr(registry, "CATALOG_PATH", tmp_path / "catalog.toml")
     monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
     return folder
 

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from facegen import registry
 from facegen.ui.widgets import CUSTOM_PATH, UPLOAD
-from tests.test_registry import write_tiny_dcgan
+from tests.test_registry import write_tiny_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120
@@ -29,21 +29,7 @@ def public(monkeypatch):
 def cached_catalog(tmp_path, monkeypatch):
     """A catalog of one tiny DCGAN, already in a private cache: what a public server offers, without a download."""
     weights = tmp_path / "tiny.pt"
-    sha256 = write_tiny_dcgan(weights)
-    catalog = tmp_path / "catalog.toml"
-    catalog.write_text(
-        f"""
-[models.tiny-dcgan]
-title = "Tiny DCGAN"
-family = "dcgan"
-format = "torch-dcgan"
-resolution = 32
-z_dim = 10
-filename = "tiny.pt"
-sha256 = "{sha256}"
-license = "test"
-"""
-    )
+    catalog = write_tiny_catalog(tmp_path / "catalog.toml", weights)
     monkeypatch.setattr(registry, "CATALOG_PATH", catalog)
     monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path / "cache"))
     registry.install_from_file("tiny-dcgan", weights)

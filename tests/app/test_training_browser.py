@@ -69,7 +69,8 @@ def test_the_page_follows_a_live_run_by_itself_and_its_stop_button_ends_it(tmp_p
                 arg=first,
                 timeout=LOAD_TIMEOUT_MS,
             )
-            page.get_by_role("button", name="Stop").click()
+            # the page's own Stop, not the one Streamlit's header shows while a script is running
+            page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
             page.get_by_test_id("stMetricValue").first.filter(has_text="stopped").wait_for(timeout=LOAD_TIMEOUT_MS)
             wait_for(lambda: launched.exited, 60, "the training process to end")
     finally:

@@ -381,6 +381,10 @@ class SynthesisLayer(nn.Module):
             demodulate=not geometry.is_torgb,
             input_gain=self.magnitude_ema.rsqrt(),
         )
+        if x.device.type == "cpu":
+            # The CPU has fast bfloat16 convolutions but only slow generic bfloat16 kernels for the depthwise
+            # (transposed) filters below, so the filters run in float32 there, which also keeps them exact.
+            x = x.float()
         return filtered_lrelu(
             x,
             self.up_filter,

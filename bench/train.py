@@ -141,7 +141,7 @@ def facegen_loop(data_root: Path, cache_dir: Path, amp: bool) -> Callable[[int],
         nonlocal step
         for _ in range(steps):
             step += 1
-            batch = trainer.to_device(dataset.batch(*order.batch_indices(step - 1)))
+            batch = trainer.to_device(trainer.host_batch(dataset.batch(*order.batch_indices(step - 1))))
             trainer.train_step([batch], step_noise(config.seed, step, 0, trainer.device))
 
     return train

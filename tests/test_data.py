@@ -364,7 +364,7 @@ def test_default_cache_dir_follows_facegen_cache(monkeypatch, tmp_path):
 
 
 # -- batches ---------------------------------------------------------------------------------------------------
-def test_batch_converts_to_unit_range_and_mirrors_where_asked(tmp_path):
+def test_batch_stays_uint8_mirrors_where_asked_and_converts_to_unit_range(tmp_path):
     root = tmp_path / "faces"
     for index in range(4):
         write(root / f"{index}.png", encoded(face_image(16, 16, index), "PNG"))
@@ -372,8 +372,10 @@ def test_batch_converts_to_unit_range_and_mirrors_where_asked(tmp_path):
     indices = torch.tensor([2, 0, 3])
     cached_before = dataset.images.clone()
 
-    images, attributes = dataset.batch(indices, flip=torch.tensor([True, False, True]))
+    pixels, attributes = dataset.batch(indices, flip=torch.tensor([True, False, True]))
+    images = data.to_unit_range(pixels)
 
+    assert pixels.dtype == torch.uint8, "batches travel to the training device as uint8"
     plain = dataset.images[indices].float() / 127.5 - 1
     assert attributes is None
     assert torch.equal(images[1], plain[1])

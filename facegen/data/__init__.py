@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facegen.data.cache import FaceDataset, default_cache_dir, open_cached
+from facegen.data.cache import FaceDataset, default_cache_dir, open_cached, to_unit_range
 from facegen.data.demo import DEMO_DATASETS, ModelLoader, demo_source, use_model_loader
 from facegen.data.hugging_face import hf_source
 from facegen.data.report import DatasetError, DatasetReport
@@ -43,6 +43,7 @@ __all__ = [
     "default_cache_dir",
     "find_source",
     "open_dataset",
+    "to_unit_range",
     "use_model_loader",
 ]
 

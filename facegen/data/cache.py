@@ -54,7 +54,7 @@ class FaceDataset(torch.utils.data.Dataset):
         return int(self.images.shape[0])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = _to_unit_range(self.images[index])
+        image = to_unit_range(self.images[index])
         if self.flip_probability and torch.rand(()) < self.flip_probability:
             image = image.flip(-1)
         attributes = self.attributes[index] if self.attributes is not None else torch.empty(0)
@@ -63,12 +63,16 @@ class FaceDataset(torch.utils.data.Dataset):
     def batch(
         self, indices: torch.Tensor, flip: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Images [B, 3, R, R] in [-1, 1] for `indices`, mirrored where the bool mask `flip` is true."""
+        """uint8 images [B, 3, R, R] for `indices`, mirrored where the bool mask `flip` is true.
+
+        They stay uint8, a quarter of float32's bytes, until they reach the device that trains on them, which
+        converts them with `to_unit_range`.
+        """
         pixels = self.images[indices]  # a fresh copy, so mirroring in place leaves the cache untouched
         if flip is not None:
             pixels[flip] = pixels[flip].flip(-1)
         attributes = self.attributes[indices] if self.attributes is not None else None
-        return _to_unit_range(pixels), attributes
+        return pixels, attributes
 
     # DataLoader workers started by 'spawn' (macOS, Windows) pickle the dataset: send the cache's location, not
     # gigabytes of pixels, and memory-map it again on the other side.
@@ -88,7 +92,8 @@ class FaceDataset(torch.utils.data.Dataset):
         self.flip_probability = state["flip_probability"]
 
 
-def _to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
+def to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 in [-1, 1], on the device they are on."""
     # u / 127.5 - 1 is exactly inverted by generator.images_to_uint8's truncating x * 127.5 + 128
     return pixels.float().div_(127.5).sub_(1.0)
 

@@ -10,7 +10,8 @@ Speed choices, measured in `bench/train.py`: the discriminator's weights are fro
 back-propagated through it (the tutorial computes and then discards those gradients); channels-last (NHWC) layout,
 which oneDNN's CPU convolutions and cuDNN both run faster; bfloat16 autocast where the hardware has it (the weights,
 optimizer state and losses stay float32); gradients are dropped rather than zeroed (`set_to_none`); losses stay on
-the device until the loop logs them (no per-step sync).
+the device until the loop logs them (no per-step sync); real batches cross to the device as uint8 (a quarter of
+float32's bytes), at the resolution the step trains at, from pinned memory on CUDA, and are converted there.
 """
 
 from __future__ import annotations
@@ -27,18 +28,20 @@ import torch
 from torch import nn
 
 from facegen import device as devices
+from facegen.data import to_unit_range
 from facegen.generator import Generator, ModelInfo
 from facegen.models import Architecture
 from facegen.train import distributed
 from facegen.train.config import ConfigError, TrainConfig, trained_architecture
-from facegen.train.growth import ProgressiveGrowth
+from facegen.train.growth import ProgressiveGrowth, reals_at
 from facegen.train.objectives import Objective
 
 # An EMA with decay 0.999 would average over the untrained start for thousands of steps; this ramp makes the
 # average follow the weights early on and reach the configured decay after a few hundred steps.
 EMA_RAMP_OFFSET = 10
 
-Batch = tuple[torch.Tensor, torch.Tensor | None]  # images in [-1, 1], attributes or None
+# images (uint8, or in [-1, 1] once pooled or on the device), attributes or None
+Batch = tuple[torch.Tensor, torch.Tensor | None]
 
 
 @contextlib.contextmanager
@@ -51,6 +54,12 @@ def frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for parameter, flag in zip(module.parameters(), flags):
             parameter.requires_grad_(flag)
+
+
+def leaving_host(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` ready to be copied to `device`: in pinned (page-locked) memory for a CUDA GPU, whose copies from it
+    run asynchronously (`non_blocking`) while the GPU computes; as it is for the CPU, where nothing is copied."""
+    return tensor.pin_memory() if device.type == "cuda" else tensor
 
 
 def has_native_bfloat16(device: torch.device) -> bool:
@@ -169,6 +178,11 @@ class GANTrainer:
     def train_step(self, batches: list[Batch], noise: torch.Generator) -> dict[str, torch.Tensor]:
         return self.objective.step(self, batches, noise)
 
+    @property
+    def current_resolution(self) -> int:
+        """The resolution this step trains at: the run's, or a growing network's current one."""
+        return self.config.resolution if self.growth is None else self.growth.current_resolution(self.generator)
+
     def real_images(self, reals: torch.Tensor) -> torch.Tensor:
         if self.growth is None:
             return reals
@@ -195,8 +209,7 @@ class GANTrainer:
         return self.conditioning.sample_labels(attributes, self.config.sample_count)
 
     def generator_spec(self) -> GeneratorSpec:
-        resolution = self.config.resolution if self.growth is None else self.growth.current_resolution(self.generator)
-        info = {"family": self.config.arch, "resolution": resolution, **self.conditioning.info()}
+        info = {"family": self.config.arch, "resolution": self.current_resolution, **self.conditioning.info()}
         return GeneratorSpec(self.architecture.checkpoint_architecture, self.generator.config, info)
 
     def sampling_generator(self, model_id: str) -> Generator:
@@ -218,9 +231,19 @@ class GANTrainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    def host_batch(self, batch: Batch) -> Batch:
+        """A data set batch (uint8 images) ready to leave the host: images at the resolution this step trains at
+        (`reals_at`: uint8 unless a growth phase pools them down), pinned for a CUDA device."""
+        images, labels = batch
+        images = leaving_host(reals_at(images, self.current_resolution), self.device)
+        return images, None if labels is None else leaving_host(labels, self.device)
+
     def to_device(self, batch: Batch) -> Batch:
+        """A host batch on the device as the networks take it: uint8 images are converted to [-1, 1] there."""
         images, labels = batch
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        if images.dtype == torch.uint8:
+            images = to_unit_range(images)
         return images, None if labels is None else labels.to(self.device, non_blocking=True)
 
     def latents(self, count: int, noise: torch.Generator) -> torch.Tensor:

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegen.data import to_unit_range
+
 
 @dataclass(frozen=True)
 class GrowthStage:
@@ -45,6 +47,18 @@ def growth_stage(config: Any, step: int) -> GrowthStage:
     return GrowthStage(resolutions[index], (position + 1) / phase_steps if fading else 1.0)
 
 
+def reals_at(pixels: torch.Tensor, resolution: int) -> torch.Tensor:
+    """uint8 real images [N, 3, R, R] brought to `resolution`: unchanged (uint8) when they are there already, else
+    in [-1, 1] and average-pooled down to it, as NVIDIA's process_reals does.
+
+    The float images are pooled, as the networks see them (a uint8 mean would round). Done before the batch leaves
+    the host, this sends a low-resolution phase's device only the pixels it trains on, not the data set's.
+    """
+    if pixels.shape[-1] == resolution:
+        return pixels
+    return F.avg_pool2d(to_unit_range(pixels), pixels.shape[-1] // resolution)
+
+
 class ProgressiveGrowth:
     """Sets every network to the stage of each step and brings the real images to that stage too."""
 
@@ -63,12 +77,9 @@ class ProgressiveGrowth:
 
     @staticmethod
     def real_images(reals: torch.Tensor, generator: nn.Module) -> torch.Tensor:
-        """Reals at the growth resolution; while it fades in, blended with their blurrier half-resolution version
-        exactly as the generator blends its output (NVIDIA's process_reals)."""
-        resolution, alpha = generator.current_resolution, generator.alpha
-        if reals.shape[-1] != resolution:
-            reals = F.avg_pool2d(reals, reals.shape[-1] // resolution)
-        if alpha < 1.0:
+        """Reals already at the growth resolution (`reals_at`); while it fades in, blended with their blurrier
+        half-resolution version exactly as the generator blends its output (NVIDIA's process_reals)."""
+        if generator.alpha < 1.0:
             coarse = F.interpolate(F.avg_pool2d(reals, 2), scale_factor=2, mode="nearest")
-            reals = torch.lerp(coarse, reals, alpha)
+            reals = torch.lerp(coarse, reals, generator.alpha)
         return reals

@@ -253,8 +253,8 @@ class RunLoop:
                 step += 1
                 stage = trainer.prepare(step)
                 batches = [
-                    trainer.to_device(dataset.batch(*order.batch_indices((step - 1) * batches_per_step + index)))
-                    for index in range(batches_per_step)
+                    trainer.to_device(trainer.host_batch(dataset.batch(*order.batch_indices(batch_number))))
+                    for batch_number in range((step - 1) * batches_per_step, step * batches_per_step)
                 ]
                 metrics = trainer.train_step(batches, step_noise(config.seed, step, self.context.rank, self.device))
                 trainer.update_ema(step)

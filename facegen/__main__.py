@@ -4,11 +4,13 @@ import os
 import sys
 
 from facegen.cli import main
-from facegen.train import distributed
 
 
 def run() -> None:
     code = main()
+    # imported once the command has run: --help and option errors exit before, without waiting for torch
+    from facegen.train import distributed
+
     if distributed.from_environment().enabled:
         # A torchrun worker ends here, without interpreter shutdown. torch keeps the gloo process group alive past
         # destroy_process_group (DistributedDataParallel leaves references to it), and a gloo thread that frees its

@@ -1,17 +1,33 @@
-"""`python -m facegen`: argument parsing only. Each command module adds its subparser and calls the library."""
+"""`python -m facegen`: argument parsing only. Each command module adds its options and calls the library.
+
+A command's module, and the library it calls, is imported only when that command is parsed or its help shown:
+`facegen --help` imports no command, and `facegen sample` none of the editing, projection, video or metrics
+code (tests/test_cli_startup.py holds it to that).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-from collections.abc import Callable
 from typing import NoReturn
 
 from facegen.errors import FacegenError
 
-# one module per command, each with `add_parser(subparsers)` that sets `run=` on its parser
-COMMAND_MODULES = ("models", "fetch", "sample", "video", "train", "metrics", "edit", "directions", "project")
+# command: its line in `facegen --help`. Each command is a module, `facegen.cli.COMMAND`, whose
+# `add_arguments(parser)` adds the command's options (and description) and sets `run=` on its parser.
+COMMANDS: dict[str, str] = {
+    "models": "list catalog models (cached, downloadable with size, or why not)",
+    "fetch": "download a catalog model into the cache (verified)",
+    "sample": "render faces for seeds to PNG",
+    "video": "render a latent walk (keyframes, a direction sweep, a seamless loop) to MP4/GIF",
+    "train": "train a face GAN into a run directory",
+    "metrics": "FID/KID of a model against real images",
+    "edit": "render one edited face to a PNG that carries its recipe",
+    "directions": "find latent directions (SeFa, PCA, labelled) and list, rename, export or import them",
+    "project": "find the latent of a face in a photo (detect, align, optimise)",
+    "align": "detect the face in a photo and align it as FFHQ was aligned",
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -22,26 +38,25 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 class CommandParser(OneLineParser):
-    """A command's parser that can add options only when the command is parsed or its help shown, so running
-    another command does not import what those options are made from (`train`'s come from the model files)."""
+    """A command's parser, whose module (`facegen.cli.COMMAND`) adds its options only when the command is parsed or
+    its help shown: running one command imports neither the other commands nor the library beneath them."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, command_module: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._deferred: list[Callable[[argparse.ArgumentParser], None]] = []
+        self.command_module = command_module
+        self._options_added = False
 
-    def add_options_when_used(self, add_options: Callable[[argparse.ArgumentParser], None]) -> None:
-        self._deferred.append(add_options)
-
-    def _add_deferred_options(self) -> None:
-        while self._deferred:
-            self._deferred.pop(0)(self)
+    def _add_options(self) -> None:
+        if not self._options_added:
+            self._options_added = True
+            importlib.import_module(self.command_module).add_arguments(self)
 
     def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
-        self._add_deferred_options()
+        self._add_options()
         return super().parse_known_args(args, namespace)
 
     def format_help(self) -> str:
-        self._add_deferred_options()
+        self._add_options()
         return super().format_help()
 
 
@@ -59,8 +74,8 @@ def positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="facegen", description="Face GAN studio: sample, train, render.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"facegen.cli.{name}").add_parser(subparsers)
+    for name, summary in COMMANDS.items():
+        subparsers.add_parser(name, help=summary, command_module=f"facegen.cli.{name}")
     return parser
 
 

@@ -29,12 +29,10 @@ from facegen.registry import load_generator
 METHODS = ("sefa", "pca", "labelled")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "directions",
-        help="find latent directions (SeFa, PCA, labelled) and list, rename, export or import them",
-        description="Compute directions and cache them for the model file, or manage the cache. Use them with "
-        "`facegen edit --direction NAME=AMOUNT`.",
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Compute directions and cache them for the model file, or manage the cache. Use them with "
+        "`facegen edit --direction NAME=AMOUNT`."
     )
     parser.add_argument("--model", required=True, help="catalog id, weights file path, or run:NAME[@STEP]")
     action = parser.add_mutually_exclusive_group(required=True)

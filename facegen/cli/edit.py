@@ -16,13 +16,11 @@ from facegen.images import check_output_target, png_bytes, write_atomically
 from facegen.registry import load_generator
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "edit",
-        help="render one edited face to a PNG that carries its recipe",
-        description="Render one face: from --seed, or from a facegen PNG (--from) whose recipe is restored, then "
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Render one face: from --seed, or from a facegen PNG (--from) whose recipe is restored, then "
         "apply the edits given, in this order: style mixing, directions, attributes, class, camera. LAYERS are "
-        "0-based and inclusive: A-B, a list 0,2,5, or a preset coarse, middle, fine.",
+        "0-based and inclusive: A-B, a list 0,2,5, or a preset coarse, middle, fine."
     )
     parser.add_argument(
         "--model",

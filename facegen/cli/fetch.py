@@ -8,8 +8,7 @@ from facegen.cli.progress import download_bar
 from facegen.registry import fetch_model, install_from_file
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("fetch", help="download a catalog model into the cache (verified)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_id", help="catalog id, see `python -m facegen models`")
     parser.add_argument("--from", dest="from_path", metavar="PATH", help="install this local file instead of downloading")
     parser.set_defaults(run=run)

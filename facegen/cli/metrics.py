@@ -18,12 +18,10 @@ from facegen.metrics import MetricsProgress, MetricsResult, check_generated_coun
 STAGE_LABELS = {"reference": "reference images", "generated": "generated images"}
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "metrics",
-        help="FID/KID of a model against real images",
-        description="FID and KID (TF-FID Inception-v3 features) of a model's images against a reference set. "
-        "The reference set's features are cached, so later runs against it only render and measure the model.",
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "FID and KID (TF-FID Inception-v3 features) of a model's images against a reference set. "
+        "The reference set's features are cached, so later runs against it only render and measure the model."
     )
     parser.add_argument("--model", required=True, help="catalog id, weights file, or run:NAME[@STEP]")
     parser.add_argument(

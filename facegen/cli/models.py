@@ -7,8 +7,7 @@ import argparse
 from facegen.registry import install_check, list_model_choices, load_catalog
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list catalog models (cached, downloadable with size, or why not)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 

@@ -1,4 +1,4 @@
-"""`facegen project`: a photo's face projected into a model's latent space; `facegen align`: the aligned face only."""
+"""`facegen project`: a photo's face projected into a model's latent space."""
 
 from __future__ import annotations
 
@@ -10,55 +10,43 @@ from tqdm import tqdm
 
 from facegen.cli.device import add_device_options, checked_device, load_generator_for
 from facegen.cli.progress import download_bar
-from facegen.errors import FacegenError
-from facegen.faces.align import find_and_align
 from facegen.faces.photo import read_photo
-from facegen.images import check_writable_dir, png_bytes, write_atomically
 from facegen.projection.job import project_photo
 from facegen.projection.perceptual import DEFAULT_PERCEPTUAL_PRECISION, PERCEPTUAL_PRECISIONS, PerceptualDistance
 from facegen.projection.projector import SPACES, ProjectionSettings, ProjectionUpdate
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    project = subparsers.add_parser(
-        "project",
-        help="find the latent of a face in a photo (detect, align, optimise)",
-        description="Detect the face in a photo, align it as FFHQ was aligned at the model's resolution, and "
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Detect the face in a photo, align it as FFHQ was aligned at the model's resolution, and "
         "optimise a latent until the model draws it (NVIDIA's projector recipe). Writes aligned.png, projected.png, "
-        "face.json, projected_w.npz (models with a W space), projection.json and progress.mp4 into --out.",
+        "face.json, projected_w.npz (models with a W space), projection.json and progress.mp4 into --out."
     )
-    project.add_argument("--model", required=True, help="catalog id, weights file path, or run:NAME[@STEP]")
-    project.add_argument("--image", required=True, help="the photo (JPEG, PNG, WebP, ...)")
-    project.add_argument("--steps", type=int, default=ProjectionSettings.steps, help="optimisation steps (default 1000)")
-    project.add_argument("--space", choices=SPACES, help="latent to optimise (default: w if the model has one, else z)")
-    project.add_argument("--seed", type=int, default=0, help="seed of the optimisation's noise (default 0)")
-    project.add_argument("--face", type=int, help="which face, largest first (default 0: the largest)")
-    project.add_argument(
+    parser.add_argument("--model", required=True, help="catalog id, weights file path, or run:NAME[@STEP]")
+    parser.add_argument("--image", required=True, help="the photo (JPEG, PNG, WebP, ...)")
+    parser.add_argument("--steps", type=int, default=ProjectionSettings.steps, help="optimisation steps (default 1000)")
+    parser.add_argument("--space", choices=SPACES, help="latent to optimise (default: w if the model has one, else z)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the optimisation's noise (default 0)")
+    parser.add_argument("--face", type=int, help="which face, largest first (default 0: the largest)")
+    parser.add_argument(
         "--aligned", action="store_true", help="the photo is an aligned face already: skip detection, only resize"
     )
-    project.add_argument(
+    parser.add_argument(
         "--perceptual",
         metavar="PATH",
         help="LPIPS network file (default: $FACEGEN_PERCEPTUAL, else NVIDIA's vgg16.pt, fetched)",
     )
-    project.add_argument(
+    parser.add_argument(
         "--perceptual-precision",
         choices=PERCEPTUAL_PRECISIONS,
         default=DEFAULT_PERCEPTUAL_PRECISION,
         help="the perceptual network's number format: auto (bfloat16 where the hardware computes it natively, "
         "else float32; default), fp32 or bf16. It steers the optimisation only; --precision renders the face",
     )
-    project.add_argument("--no-video", action="store_true", help="skip progress.mp4")
-    add_device_options(project)
-    project.add_argument("--out", required=True, help="output folder")
-    project.set_defaults(run=run_project)
-
-    align = subparsers.add_parser("align", help="detect the face in a photo and align it as FFHQ was aligned")
-    align.add_argument("--image", required=True, help="the photo")
-    align.add_argument("--size", type=int, default=256, help="output size in pixels (default 256)")
-    align.add_argument("--face", type=int, help="which face, largest first (default 0: the largest)")
-    align.add_argument("--out", required=True, help="output .png")
-    align.set_defaults(run=run_align)
+    parser.add_argument("--no-video", action="store_true", help="skip progress.mp4")
+    add_device_options(parser)
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.set_defaults(run=run_project)
 
 
 def run_project(args: argparse.Namespace) -> int:
@@ -92,17 +80,4 @@ def run_project(args: argparse.Namespace) -> int:
         value = getattr(outputs, field.name)
         if isinstance(value, Path) and field.name != "directory":
             print(value)
-    return 0
-
-
-def run_align(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise FacegenError(f"Output {args.out!r} must end in .png.")
-    check_writable_dir(out.parent)
-    photo = read_photo(args.image)
-    aligned = find_and_align(photo, args.size, args.face, photo_name=Path(args.image).name)
-    recipe = {"format": "facegen-aligned", "source": aligned.source(Path(args.image).name)}
-    write_atomically(out, png_bytes(aligned.image, recipe))
-    print(out)
     return 0

@@ -14,8 +14,7 @@ from facegen.sampling import SampleRequest, render_and_save
 from facegen.train.runs import keep_recipe_checkpoint
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("sample", help="render faces for seeds to PNG")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="catalog id, weights file path, or run:NAME[@STEP]")
     parser.add_argument("--seeds", required=True, help="e.g. 0-15, 1,7,42 or 0-3,42")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi in [0, 2] (default 1: none)")

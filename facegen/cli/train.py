@@ -12,13 +12,13 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
+import facegen.registry  # noqa: F401 - on import it hands the data layer the catalog model demo:digiface renders with
 from facegen.errors import FacegenError
 from facegen.models import trainable_architectures
 from facegen.spec import RunRef
 from facegen.train import distributed, runs
 
 if TYPE_CHECKING:
-    from facegen.cli import CommandParser
     from facegen.train.loop import TrainResult
 
 HELP = {
@@ -70,17 +70,15 @@ def _help(field: dataclasses.Field, owners: tuple[str, ...]) -> str:
     return f"{text} [{', '.join(owners)}]".strip() if owners else text or None
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser: CommandParser = subparsers.add_parser(
-        "train",
-        help="train a face GAN into a run directory",
-        description="Train a face GAN. Options override --config; --resume continues a run from its last checkpoint. "
-        "Options marked [ARCH, ...] belong to those architectures only.",
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Train a face GAN. Options override --config; --resume continues a run from its last checkpoint. "
+        "Options marked [ARCH, ...] belong to those architectures only."
     )
     parser.add_argument("--config", help="a .json or .toml file of settings (keys as the options, e.g. sample_every)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_options_when_used(add_settings_options)
+    add_settings_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -44,15 +44,13 @@ RECIPE_OPTIONS = (
 DEFAULT_SWEEP_AMOUNT = 3.0
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "video",
-        help="render a latent walk (keyframes, a direction sweep, a seamless loop) to MP4/GIF",
-        description="Render a walk through keyframe seeds and faces (--walk keyframes), a sweep from -A to +A along "
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Render a walk through keyframe seeds and faces (--walk keyframes), a sweep from -A to +A along "
         "one direction through a face (--walk sweep --direction NAME --amount A), or a seamless loop that needs no "
         "keyframes (--walk circle or noise-loop; one seed per walk picks it). Defaults: 30 fps, 2 s per transition "
         "(6 s per loop), slerp in z (w for StyleGAN models) with ease-in-out. A recipe JSON is written beside the "
-        "clip; --recipe renders it again.",
+        "clip; --recipe renders it again."
     )
     parser.add_argument(
         "--model", help="catalog id, weights file path, or run:NAME[@STEP] (default with --faces: the faces' model)"

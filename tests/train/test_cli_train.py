@@ -152,7 +152,7 @@ def test_an_existing_run_is_never_overwritten(dcgan_run, face_folder, cache_dir)
 def test_the_cli_process_hands_the_data_layer_the_catalogs_model_loader():
     # the data layer cannot import the registry, so `train --data demo:digiface` works only if the CLI hands it over
     check = (
-        "import sys, facegen.cli; facegen.cli.build_parser(); from facegen.data import demo; "
+        "import sys, facegen.cli; facegen.cli.build_parser().parse_args(['train']); from facegen.data import demo; "
         "assert demo._model_loader is sys.modules['facegen.registry'].load_generator, demo._model_loader"
     )
     result = subprocess.run([sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)

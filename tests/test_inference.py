@@ -1,6 +1,6 @@
 import torch
 
-from facegen.inference import prepare_for_inference
+from facegen.inference import LatentProjection, prepare_for_inference
 from facegen.models.dcgan import DCGANConfig, DCGANGenerator
 
 
@@ -31,3 +31,19 @@ def test_preparation_leaves_the_original_network_untouched():
     before = {name: tensor.clone() for name, tensor in plain.state_dict().items()}
     prepare_for_inference(plain)
     assert all(torch.equal(before[name], tensor) for name, tensor in plain.state_dict().items())
+
+
+def test_the_latent_projection_is_the_transposed_convolution_of_a_vector_and_differentiates_like_it():
+    prepared = prepare_for_inference(trained_looking_dcgan())
+    projection = prepared.main[0]
+    assert isinstance(projection, LatentProjection)
+    convolution = torch.nn.ConvTranspose2d(16, projection.out_channels, 4)
+    convolution.weight, convolution.bias = projection.weight, projection.bias
+    z = torch.randn(8, 16, 1, 1, requires_grad=True)
+    ours, theirs = projection(z), convolution(z)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    (gradient,) = torch.autograd.grad(ours.square().sum(), z)
+    (expected,) = torch.autograd.grad(theirs.square().sum(), z)
+    assert torch.allclose(gradient, expected, atol=1e-5)
+    larger = torch.randn(2, 16, 3, 3)  # not a vector: the convolution itself
+    assert torch.equal(projection(larger), convolution(larger))

@@ -180,6 +180,7 @@ class Projection:
         if self.space == "z":
             self.latent_std = 1.0
             start = torch.zeros(1, generator.z_dim)
+            self.z_network, self.z_dtype = self._z_network(perceptual.dtype)
         else:
             w_avg, self.latent_std = w_statistics(generator, settings.w_average_samples)
             self.num_ws = generator.num_ws
@@ -206,6 +207,15 @@ class Projection:
             self.noise_maps.append(noise)
         return synthesis
 
+    def _z_network(self, perceptual_dtype: torch.dtype) -> tuple[torch.nn.Module, torch.dtype]:
+        """The network that renders the steps of a z projection, and its precision. The steps only steer the
+        optimisation (the result is rendered at the generator's own precision), so where the perceptual network
+        runs in bfloat16 a private bfloat16 copy renders them too: its weights are then not cast on every step."""
+        generator = self.generator
+        if perceptual_dtype == torch.float32 or generator.compute_dtype != torch.float32:
+            return generator.network, generator.compute_dtype
+        return copy.deepcopy(generator.network).to(perceptual_dtype), perceptual_dtype
+
     @property
     def finished(self) -> bool:
         return self.steps_done >= self.settings.steps
@@ -221,9 +231,11 @@ class Projection:
 
     def _render(self, latent: torch.Tensor) -> torch.Tensor:
         if self.space == "z":
-            return self.generator.network(latent, self.labels, 1.0, "const")
+            with devices.autocast(self.generator.device, self.z_network, self.z_dtype):
+                return self.z_network(latent, self.labels, 1.0, "const")
         ws = latent if self.space == "w+" else latent.expand(-1, self.num_ws, -1)
-        return self.synthesis(ws, "const")
+        with devices.autocast(self.generator.device, self.synthesis, self.generator.compute_dtype):
+            return self.synthesis(ws, "const")
 
     @property
     def distance(self) -> float:
@@ -236,10 +248,8 @@ class Projection:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         latent_noise = torch.randn(self.latent.shape, generator=self.random).to(self.latent.device) * noise_scale
-        generator = self.generator
         with torch.enable_grad():
-            with devices.autocast(generator.device, generator.network, generator.compute_dtype):
-                images = self._render(self.latent + latent_noise).float()
+            images = self._render(self.latent + latent_noise).float()
             distance = (self.target_features - self.perceptual((images + 1) * 127.5)).square().sum()
             loss = distance
             if self.noise_maps:

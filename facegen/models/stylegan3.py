@@ -414,6 +414,10 @@ class SynthesisNetwork(nn.Module):
     ) -> torch.Tensor:
         """`input_transform`: a 3x3 transform used instead of the stored `input.transform` for this call."""
         del noise_mode  # accepted for the W-space contract; StyleGAN3 has no noise inputs
+        if ws.device.type == "cpu" and len(ws) > 1:
+            # One image at a time on the CPU: a single image's signals stay closer to the caches, which is faster
+            # than batching there (bench/README.md).
+            return torch.cat([self(ws[index : index + 1], input_transform=input_transform) for index in range(len(ws))])
         ws = ws.float().unbind(dim=1)
         x = self.input(ws[0], input_transform)
         for name, w in zip(self.layer_names, ws[1:]):
@@ -505,10 +509,9 @@ def modulated_conv2d(
 # - The leaky ReLU and clamp run in place; the lrelu gain rides on the down filter, the up gain on the up filter.
 # - The up-sampled signal is 4-16x the layer's input (at 1024x1024, batch 8, one layer's would be ~11 GB), so
 #   the batch is processed in bands (whole images when they fit, else rows of one image) whose up-sampled
-#   signal stays under STRIP_BYTES; row bands recompute the rows their FIR halos share. Cache-sized bands save a
-#   little CPU time on one thread but cost much more wall time with two threads on a busy machine (every op waits
-#   for both threads), so bands are sized to bound memory, not to fit the cache.
-STRIP_BYTES = 256 * 2**20
+#   signal stays under STRIP_BYTES; row bands recompute the rows their FIR halos share. Bands of a few MB stay in
+#   the caches between the up-sampling, the nonlinearity and the down-sampling; bench/README.md has the sizes tried.
+STRIP_BYTES = 16 * 2**20
 MIN_STRIP_ROWS = 8  # fewer output rows per band would recompute more halo than they save
 
 

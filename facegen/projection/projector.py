@@ -250,7 +250,8 @@ class Projection:
         latent_noise = torch.randn(self.latent.shape, generator=self.random).to(self.latent.device) * noise_scale
         with torch.enable_grad():
             images = self._render(self.latent + latent_noise).float()
-            distance = (self.target_features - self.perceptual((images + 1) * 127.5)).square().sum()
+            # features minus target, not the reverse: the backward pass then needs no negation of the features
+            distance = (self.perceptual((images + 1) * 127.5) - self.target_features).square().sum()
             loss = distance
             if self.noise_maps:
                 loss = loss + noise_regularization(self.noise_maps) * self.settings.regularize_noise_weight

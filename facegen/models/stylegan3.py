@@ -383,7 +383,7 @@ class SynthesisLayer(nn.Module):
         )
         if x.device.type == "cpu":
             # The CPU has fast bfloat16 convolutions but only slow generic bfloat16 kernels for the depthwise
-            # (transposed) filters below, so the filters run in float32 there, which also keeps them exact.
+            # (transposed) filters below, so the filters run in float32 there (their many-tap sums then stay float32 too).
             x = x.float()
         return filtered_lrelu(
             x,

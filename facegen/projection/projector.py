@@ -234,7 +234,8 @@ class Projection:
             with devices.autocast(self.generator.device, self.z_network, self.z_dtype):
                 return self.z_network(latent, self.labels, 1.0, "const")
         ws = latent if self.space == "w+" else latent.expand(-1, self.num_ws, -1)
-        with devices.autocast(self.generator.device, self.synthesis, self.generator.compute_dtype):
+        generator = self.generator
+        with devices.autocast(generator.device, generator.network, generator.compute_dtype):
             return self.synthesis(ws, "const")
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 
@@ -27,3 +28,9 @@ def best_seconds(step: Callable[[], object], repeats: int = 5, warmup: int = 1) 
         step()
         timings.append(time.perf_counter() - start)
     return min(timings)
+
+
+def psnr(reference: np.ndarray, image: np.ndarray) -> float:
+    """PSNR in dB of uint8-range images against a reference; infinite for identical images."""
+    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(image, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)

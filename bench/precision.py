@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import best_seconds  # noqa: E402
+from bench.common import best_seconds, psnr  # noqa: E402
 from facegen.device import PRECISIONS, describe, resolve_device  # noqa: E402
 from facegen.errors import FacegenError  # noqa: E402
 from facegen.generator import Generator, ModelInfo  # noqa: E402
@@ -38,11 +38,6 @@ NETWORKS = {
     ),
 }  # fmt: skip
 BATCHES = (1, 8)
-
-
-def psnr(reference: np.ndarray, image: np.ndarray) -> float:
-    mse = ((reference.astype(np.float64) - image.astype(np.float64)) ** 2).mean()
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def random_generator(name: str, device: torch.device) -> Generator:

@@ -89,19 +89,17 @@ def timed_process(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def images_in(folder: Path) -> list[np.ndarray]:
-    return [np.asarray(Image.open(path).convert("RGB")) for path in sorted(folder.glob("*.png"))]
-
-
-def psnr(references: list[np.ndarray], images: list[np.ndarray]) -> float:
-    if len(references) != len(images):
-        raise SystemExit(f"the baseline wrote {len(references)} images and facegen {len(images)}")
-    difference = np.stack(references).astype(np.float64) - np.stack(images).astype(np.float64)
-    mse = float(np.mean(difference**2))
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+def images_in(folder: Path, count: int) -> np.ndarray:
+    """The `count` PNGs a process wrote into `folder`, in seed order, as one uint8 array."""
+    paths = sorted(folder.glob("*.png"))
+    if len(paths) != count:
+        raise SystemExit(f"{folder.name} holds {len(paths)} images, not the {count} asked for")
+    return np.stack([np.asarray(Image.open(path).convert("RGB")) for path in paths])
 
 
 def compare(name: str, seeds: int, precisions: list[str], scratch: Path) -> None:
+    from bench.common import psnr
+
     weights = save_network(name, scratch / f"{name}.safetensors")
     seed_range = f"0-{seeds - 1}"
     baseline_out = scratch / f"{name}-baseline"
@@ -109,7 +107,7 @@ def compare(name: str, seeds: int, precisions: list[str], scratch: Path) -> None
         [sys.executable, "-m", "bench.sample_process", "--nvidia-strategy-worker", str(weights),
          "--seeds", str(seeds), "--out", str(baseline_out)]
     )  # fmt: skip
-    references = images_in(baseline_out)
+    references = images_in(baseline_out, seeds)
     print(
         f"{name}, {seeds} seeds: NVIDIA strategy {baseline_seconds:7.1f} s ({baseline_seconds / seeds * 1000:6.0f} "
         "ms/img incl. start-up)",
@@ -124,7 +122,7 @@ def compare(name: str, seeds: int, precisions: list[str], scratch: Path) -> None
         print(
             f"{name}, {seeds} seeds: facegen --precision {precision:4s} {seconds:7.1f} s ({seconds / seeds * 1000:6.0f} "
             f"ms/img incl. start-up)  x{baseline_seconds / seconds:.2f} faster  PSNR vs baseline "
-            f"{psnr(references, images_in(out)):.1f} dB",
+            f"{psnr(references, images_in(out, seeds)):.1f} dB",
             flush=True,
         )
 

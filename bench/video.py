@@ -38,6 +38,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import psnr  # noqa: E402
 from facegen.generator import Generator, ModelInfo  # noqa: E402
 from facegen.video import ClipFrames, ClipRecipe, ffmpeg_exe, render_clip, stream_frames  # noqa: E402
 
@@ -211,9 +212,9 @@ def first_frame_psnr(generator: Generator, mp4: Path, upscale: int) -> float:
         check=True,
     ).stdout
     size = generator.resolution * upscale
-    first = np.frombuffer(raw, np.uint8).reshape(size, size, 3).astype(np.float64)
+    first = np.frombuffer(raw, np.uint8).reshape(size, size, 3)
     reference = ClipFrames(generator, clip_recipe("reference", SHORT_FRAMES, upscale)).frames_at(np.array([0]))[0]
-    return float(10 * np.log10(255**2 / np.mean((first - reference) ** 2)))
+    return psnr(reference, first)
 
 
 def run_worker(*arguments: str) -> dict:

@@ -1,4 +1,5 @@
-"""Reading clips back as a user's player would: ffmpeg (imageio-ffmpeg's binary; it ships no ffprobe)."""
+"""Reading clips back as a user's player would: ffmpeg (imageio-ffmpeg's binary; it ships no ffprobe). And how
+close two images are: PSNR."""
 
 from __future__ import annotations
 
@@ -31,3 +32,9 @@ def decoded_frames(path: str | Path) -> np.ndarray:
         check=True,
     ).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+def psnr(reference: np.ndarray, image: np.ndarray) -> float:
+    """PSNR in dB of uint8-range images against a reference; infinite for identical images."""
+    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(image, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)

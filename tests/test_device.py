@@ -13,14 +13,10 @@ from facegen.formats.nvidia_pickle import load_nvidia_generator
 from facegen.generator import Generator, ModelInfo
 from facegen.models import build_generator, get_architecture
 from facegen.sampling import SampleRequest, recipe_for
+from tests.media import psnr
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "nvidia"
 NO_CUDA_LINE = "CUDA was requested (cuda) but this machine has no NVIDIA GPU/driver: use --device cpu or auto."
-
-
-def psnr(reference: np.ndarray, image: np.ndarray) -> float:
-    mse = ((reference.astype(np.float64) - image.astype(np.float64)) ** 2).mean()
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 @pytest.fixture

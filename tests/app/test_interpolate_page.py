@@ -12,7 +12,7 @@ from facegen.editing import Face, FaceRenderer, move_along, sefa_directions
 from facegen.ui.handoff import INTERPOLATE
 from facegen.video import read_clip_recipe
 from tests.app.conftest import with_tiny_model
-from tests.media import decoded_frames
+from tests.media import decoded_frames, psnr
 from tests.tiny_runs import add_checkpoint, write_run_with_checkpoints
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -177,10 +177,6 @@ def rendered_clip(app: AppTest) -> tuple[object, np.ndarray]:
 
 def card_captions(app: AppTest) -> list[str]:
     return [caption for image in app.get("image") for caption in image.captions]
-
-
-def psnr(image: np.ndarray, reference: np.ndarray) -> float:
-    return float(10 * np.log10(255**2 / np.mean((image - reference.astype(np.float64)) ** 2)))
 
 
 def test_a_face_sent_from_edit_becomes_an_edited_keyframe_the_clip_passes(tiny_model):

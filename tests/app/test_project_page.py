@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from facegen.editing import render_face
 from facegen.ui import handoff
 from tests.app.conftest import with_tiny_model
+from tests.media import psnr
 from tests.perceptual_stand_in import save_scripted, tiny_stand_in
 from tests.test_faces import decompression_bomb_png
 
@@ -61,10 +62,6 @@ def upload(app: AppTest, name: str, content: bytes, aligned: bool = False) -> Ap
     app.file_uploader(key="photo_upload").set_value((name, content, "image/png")).run()
     assert not app.exception, [exception.value for exception in app.exception]
     return app
-
-
-def psnr(image: np.ndarray, target: np.ndarray) -> float:
-    return float(10 * np.log10(255**2 / np.mean((image.astype(float) - target.astype(float)) ** 2)))
 
 
 def run_until(app: AppTest, condition, timeout_s: float = TIMEOUT_S) -> AppTest:
